@@ -1,0 +1,3 @@
+from mllabs.cli import main
+
+raise SystemExit(main())

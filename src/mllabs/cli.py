@@ -1,0 +1,253 @@
+"""The `mllabs` command: argument parsing and output, nothing else.
+
+Every UserError ends as one line on stderr and exit status 2 (--debug shows the traceback).
+Progress goes to stderr; with --json, stdout holds only the JSON result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from mllabs import __version__
+from mllabs.errors import UserError
+
+EPILOG = """examples:
+  mllabs list
+  mllabs run auto-mpg                      # the lab's real result (default profile)
+  mllabs run auto-mpg --profile quick --set epochs=50 --set lr=0.01
+  mllabs run all                           # every lab, default profile
+  mllabs predict runs/auto-mpg/<run> cars.csv
+  mllabs config auto-mpg                   # the keys --set accepts
+  mllabs data verify
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mllabs", description="The classic ML and deep-learning labs, one command each.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"mllabs {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    sub.add_parser("list", help="the labs, one line each")
+
+    run = sub.add_parser("run", help="run a lab (or `all`) and write its report",
+                         description="Run a lab and write runs/<lab>/<stamp>-<id>/ with its report.")
+    run.add_argument("lab", help="lab name (see `mllabs list`) or `all`")
+    run.add_argument("--profile", default="default", choices=("quick", "default", "full"),
+                     help="quick: seconds, for smoke tests; default: the lab's real result on a "
+                          "CPU; full: the original handout's budget (default: %(default)s)")
+    run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config value (repeatable); `mllabs config LAB` lists keys")
+    run.add_argument("--seed", type=int, help="seed for python, numpy and torch")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train")
+    run.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default: runs)")
+    _data_dir_arg(run)
+    run.add_argument("--json", action="store_true", help="print metrics.json (+ run_dir) only")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+
+    pred = sub.add_parser("predict", help="predict with a finished run on your own files")
+    pred.add_argument("run_dir", type=Path, help="a run directory made by `mllabs run`")
+    pred.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="input file(s)")
+    pred.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
+    pred.add_argument("--output", type=Path, help="also write the predictions to this CSV file")
+
+    rep = sub.add_parser("report", help="re-render a run's report.md and report.html")
+    rep.add_argument("run_dir", type=Path)
+
+    cfg = sub.add_parser("config", help="show a lab's config keys, types and profile values")
+    cfg.add_argument("lab")
+    cfg.add_argument("--profile", default="default", choices=("quick", "default", "full"))
+
+    data = sub.add_parser("data", help="list, verify, locate or fetch the datasets")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    data_sub.required = True
+    for action, text in (("list", "every dataset, its files and where it is found"),
+                         ("verify", "check every file's sha256"),
+                         ("path", "print the folder a dataset is read from"),
+                         ("fetch", "download missing datasets into the cache (verified)")):
+        p = data_sub.add_parser(action, help=text)
+        p.add_argument("names", nargs="*" if action != "path" else 1, metavar="NAME",
+                       help="dataset name(s); default: all")
+        _data_dir_arg(p)
+    return parser
+
+
+def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path,
+                        help="folder laid out like shared/data (default: $MLLABS_DATA, then the cache)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args, argv)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"mllabs: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mllabs: interrupted", file=sys.stderr)
+        return 130
+
+
+# ---------------------------------------------------------------------------- commands
+
+def cmd_list(args, argv) -> int:
+    from mllabs.labs import labs_summary
+
+    for name, line in labs_summary():
+        print(f"{name:<18} {line}")
+    return 0
+
+
+def cmd_run(args, argv) -> int:
+    from mllabs.labs import LABS, execute
+
+    names = list(LABS) if args.lab == "all" else [args.lab]
+    if args.lab == "all" and args.sets:
+        raise UserError("--set applies to one lab; run the lab by name to override its config")
+    results = []
+    for name in names:
+        command = "mllabs " + shlex.join(["run", name, *argv[argv.index(args.lab) + 1:]]
+                                         if args.lab == "all" else argv)
+        results.append(execute(name, profile=args.profile, sets=args.sets, seed=args.seed,
+                               device=args.device, out=args.out, data_dir=args.data_dir,
+                               progress=not (args.quiet or args.json), command=command))
+    if args.json:
+        print(json.dumps(results if args.lab == "all" else results[0], indent=2))
+        return 0
+    for result in results:
+        key = ", ".join(f"{k} = {v:.4g}" for k, v in list(result["metrics"].items())[:3]
+                        if isinstance(v, (int, float)))
+        print(f"{result['lab']}: {result['status']} in {result['seconds']:.1f} s  {key}")
+        print(f"  report: {Path(result['run_dir']) / 'report.html'}")
+    print(f"all runs: {args.out / 'index.html'}")
+    return 0 if all(r["status"] == "completed" for r in results) else 1
+
+
+def cmd_predict(args, argv) -> int:
+    from mllabs.labs import get_lab
+    from mllabs.runs import read_json
+
+    config = read_json(args.run_dir / "config.json")
+    lab = get_lab(config.get("lab", args.run_dir.parent.name))
+    for path in args.inputs:
+        if not path.is_file():
+            raise UserError(f"{path} does not exist or is not a file")
+    results = lab.predict(args.run_dir, args.inputs)
+    if args.output:
+        write_predictions_csv(args.output, results)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            top = r.get("top")
+            extra = "  " + ", ".join(f"{t['label']} {t['probability']:.3f}" for t in top) if top else ""
+            print(f"{r['input']}\t{r['prediction']}{extra}")
+        if args.output:
+            print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def write_predictions_csv(path: Path, results: list[dict]) -> None:
+    from mllabs.runs import atomic_write_text
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["input", "prediction"])
+    writer.writerows([[r["input"], r["prediction"]] for r in results])
+    atomic_write_text(path, buf.getvalue())
+
+
+def cmd_report(args, argv) -> int:
+    from mllabs.report import render_run, write_index
+
+    html = render_run(args.run_dir)
+    write_index(args.run_dir.resolve().parent.parent)
+    print(html)
+    return 0
+
+
+def cmd_config(args, argv) -> int:
+    import typing
+
+    from mllabs.config import _type_name, build_config, field_specs
+    from mllabs.labs import get_lab
+
+    lab = get_lab(args.lab)
+    cfg = build_config(lab.Config, lab.PROFILES, args.profile)
+    hints = typing.get_type_hints(lab.Config)
+    print(f"{args.lab} — profile {args.profile}; change with --set KEY=VALUE")
+    for f in field_specs(lab.Config):
+        value = getattr(cfg, f.name)
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+        choices = f.metadata.get("choices")
+        extra = f" [{'|'.join(choices)}]" if choices else ""
+        print(f"  {f.name:<14} {str(shown):<10} {_type_name(hints[f.name]):<16} "
+              f"{f.metadata.get('help', '')}{extra}")
+    return 0
+
+
+def cmd_data(args, argv) -> int:
+    from mllabs import data
+
+    names = args.names or list(data.DATASETS)
+    for name in names:
+        data.get(name)  # unknown names fail before any work
+    if args.data_command == "path":
+        print(data.dataset_dir(names[0], args.data_dir, download=False))
+        return 0
+    if args.data_command == "fetch":
+        for name in names:
+            folder = data.dataset_dir(name, args.data_dir, download=True)
+            print(f"{name:<16} ok  {folder}")
+        return 0
+    failures = 0
+    for name in names:
+        ds = data.get(name)
+        where = None
+        for label, root in data.search_roots(args.data_dir):
+            if (root / name).is_dir():
+                where = (label, root / name)
+                break
+        if args.data_command == "list":
+            files = len(ds.expected())
+            found = f"{where[0]}: {where[1]}" if where else "not found (mllabs data fetch " + name + ")"
+            print(f"{name:<16} {files:>5} file(s)  {ds.title}\n{'':<16} {found}")
+            continue
+        if where is None:
+            print(f"{name:<16} MISSING  looked in " +
+                  ", ".join(str(r / name) for _, r in data.search_roots(args.data_dir)))
+            failures += 1
+            continue
+        problems = data.check_folder(where[1], ds)
+        if problems:
+            failures += 1
+            print(f"{name:<16} FAILED   {len(problems)} problem(s) in {where[1]}")
+            for p in problems[:10]:
+                print(f"{'':<18}{p.kind}: {p.path} {p.detail}")
+        else:
+            print(f"{name:<16} ok       {len(ds.expected())} file(s) verified in {where[1]}")
+    if failures:
+        raise UserError(f"{failures} dataset(s) failed verification; re-fetch them with "
+                        "`mllabs data fetch NAME` or fix the mirror")
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "predict": cmd_predict, "report": cmd_report,
+            "config": cmd_config, "data": cmd_data}
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""Image folders (one sub-folder per class) decoded once into a uint8 array.
+
+Any mode Pillow reads is converted to RGB (grey, palette, CMYK; alpha composited on white).
+Unreadable files are skipped and returned by name so the lab can warn and report them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from mllabs.errors import DataError
+
+SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+Image.MAX_IMAGE_PIXELS = 200_000_000  # allow large photos, still refuse decompression bombs
+
+
+@dataclass
+class ImageFolder:
+    images: np.ndarray          # (N, size, size, 3) uint8
+    labels: np.ndarray          # (N,) int64
+    classes: list[str]
+    paths: list[Path]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def load_image(path: str | Path, size: int) -> np.ndarray:
+    """Decode one image to (size, size, 3) uint8: shorter side to `size`, then a centre crop."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when it is large
+            rgb = to_rgb(img)
+            rgb = ImageOps.fit(rgb, (size, size), Image.Resampling.BILINEAR)
+            return np.asarray(rgb, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path} is not a readable image ({type(exc).__name__}: {exc}); "
+                        "pass a JPEG or PNG photo") from None
+
+
+def list_classes(root: str | Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder; expected one sub-folder of images per class")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise DataError(f"{root} has {len(classes)} class folder(s); a classifier needs at least two "
+                        "sub-folders, one per class")
+    items = []
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in SUFFIXES)
+        if not files:
+            raise DataError(f"{root / name} holds no images ({', '.join(sorted(SUFFIXES))}); "
+                            "remove the folder or add images")
+        items += [(p, label) for p in files]
+    return classes, items
+
+
+def read_image_folder(root: str | Path, size: int) -> ImageFolder:
+    classes, items = list_classes(root)
+    images, labels, paths, skipped = [], [], [], []
+    for path, label in items:
+        try:
+            images.append(load_image(path, size))
+        except DataError as exc:
+            skipped.append((path, str(exc)))
+            continue
+        labels.append(label)
+        paths.append(path)
+    if skipped:
+        names = ", ".join(p.name for p, _ in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        warnings.warn(f"skipped {len(skipped)} unreadable image(s) in {root}: {names}", stacklevel=2)
+    if not images:
+        raise DataError(f"no readable images in {root}")
+    return ImageFolder(np.stack(images), np.asarray(labels, dtype=np.int64), classes, paths, skipped)

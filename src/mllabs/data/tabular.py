@@ -1,0 +1,120 @@
+"""CSV and whitespace-separated tables, with errors that name the file, row and column."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from mllabs.errors import DataError
+
+
+def read_csv(path: str | Path, *, required: Iterable[str] = (), numeric: Iterable[str] = (),
+             rename_snake: bool = False) -> pd.DataFrame:
+    """Read a comma/semicolon/tab-separated table with a header row.
+
+    The delimiter is sniffed; a UTF-8 BOM and Windows line endings are accepted. `required`
+    columns must exist; `numeric` columns must hold finite numbers in every row.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text (byte {exc.start}); save it as a UTF-8 CSV") from None
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read ({exc.strerror})") from None
+    if not text.strip():
+        raise DataError(f"{path} is empty; expected a header row and at least one data row")
+    try:
+        sep = csv.Sniffer().sniff(text.splitlines()[0], delimiters=",;\t").delimiter
+    except csv.Error:
+        sep = ","
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, skipinitialspace=True)
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise DataError(f"{path} is not a well-formed table ({str(exc).splitlines()[0]}); "
+                        "check its delimiter and quoting") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if rename_snake:
+        frame.columns = [snake_case(c) for c in frame.columns]
+    if frame.empty:
+        raise DataError(f"{path} has a header but no data rows")
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path} has no column {missing[0]!r} (columns: {', '.join(frame.columns)}); "
+                        f"required: {', '.join(required)}")
+    for column in numeric:
+        frame[column] = numeric_column(frame[column], path, column)
+    return frame
+
+
+def numeric_column(values: pd.Series, path, column: str) -> pd.Series:
+    """Coerce a column to float; the first empty, non-numeric or infinite cell is an error."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = ~np.isfinite(numbers.to_numpy(dtype=float))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        cell = values.iloc[row]
+        shown = "an empty cell" if pd.isna(cell) or str(cell).strip() == "" else repr(str(cell))
+        # +2: one for the header line, one because people count rows from 1
+        raise DataError(f"{path}: row {row + 2}, column {column!r} holds {shown}, not a finite "
+                        "number; fix or remove that row")
+    return numbers.astype(float)
+
+
+def read_whitespace(path: str | Path, names: list[str], *, na_values=("?",),
+                    comment_column: str | None = None) -> pd.DataFrame:
+    """A headerless whitespace-separated table (auto-mpg.data, housing.data).
+
+    With `comment_column`, everything after the first tab of a line is that column (the quoted
+    car names of auto-mpg.data).
+    """
+    path = Path(path)
+    rows, tails = [], []
+    try:
+        lines = path.read_text(encoding="utf-8", errors="strict").splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist") from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise DataError(f"{path} cannot be read as text ({exc}); replace it with a fresh copy") from None
+    width = len(names) - (1 if comment_column else 0)
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        head, _, tail = line.partition("\t") if comment_column else (line, "", "")
+        fields = head.split()
+        if len(fields) != width:
+            raise DataError(f"{path}: line {lineno} has {len(fields)} fields, expected {width}; "
+                            "the file is damaged or is not this dataset")
+        rows.append(fields)
+        tails.append(tail.strip().strip('"'))
+    if not rows:
+        raise DataError(f"{path} holds no data rows")
+    frame = pd.DataFrame(rows, columns=names[:width])
+    for column in frame.columns:
+        cleaned = frame[column].where(~frame[column].isin(na_values))
+        numbers = pd.to_numeric(cleaned, errors="coerce")
+        broken = numbers.isna() & cleaned.notna()
+        if broken.any():
+            i = int(np.flatnonzero(broken.to_numpy())[0])
+            raise DataError(f"{path}: line {i + 1}, column {column!r} holds {frame[column].iloc[i]!r}, "
+                            "not a number")
+        frame[column] = numbers
+    if comment_column:
+        frame[comment_column] = tails
+    return frame
+
+
+def snake_case(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name.strip()):
+        if ch.isupper() and i and (name[i - 1].islower() or name[i - 1].isdigit()):
+            out.append("_")
+        out.append(ch.lower() if ch.isalnum() else "_")
+    return "_".join(filter(None, "".join(out).split("_")))

@@ -1,0 +1,91 @@
+"""The labs, and the mechanics every lab run shares.
+
+A lab module defines NAME, TITLE, SUMMARY, a Config dataclass with PROFILES, and
+  prepare(cfg, data_dir) -> data       load and check inputs (before any run directory exists)
+  run(cfg, data, ctx) -> (status, metrics)   train, evaluate, fill ctx.report
+  predict(run_dir, inputs) -> list[dict]     {"input", "prediction"[, "top"]} per input
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from mllabs.config import build_config, config_to_dict
+from mllabs.errors import UserError
+from mllabs.report import Report, render_run, write_index
+from mllabs.runs import Run, environment
+from mllabs.train import resolve_device, seed_everything
+
+LABS = {
+    "auto-mpg": "mllabs.labs.auto_mpg",
+}
+
+
+def get_lab(name: str) -> ModuleType:
+    if name not in LABS:
+        raise UserError(f"unknown lab {name!r}; available: {', '.join(LABS)} (see `mllabs list`)")
+    return importlib.import_module(LABS[name])
+
+
+@dataclass
+class RunContext:
+    """What a lab's run() gets besides its config and data."""
+
+    run: Run
+    report: Report
+    device: torch.device
+    progress: bool = True
+
+    def log(self, message: str) -> None:
+        if self.progress:
+            print(f"[{self.run.lab}] {message}", file=sys.stderr, flush=True)
+
+
+def execute(name: str, *, profile: str = "default", sets: list[str] | None = None,
+            seed: int | None = None, device: str | None = None, out: Path = Path("runs"),
+            data_dir: Path | None = None, progress: bool = True, command: str = "") -> dict:
+    """Run one lab end to end; returns metrics.json's object plus run_dir."""
+    lab = get_lab(name)
+    cfg = build_config(lab.Config, lab.PROFILES, profile, sets, seed=seed, device=device)
+    torch_device = resolve_device(cfg.device)
+    data = lab.prepare(cfg, data_dir)  # bad input fails here, before anything is written
+
+    run = Run.create(out, name)
+    saved = {"lab": name, "profile": profile, **config_to_dict(cfg)}
+    run.write_json("config.json", saved)
+    run.write_json("env.json", environment(cfg.seed, str(torch_device)))
+    seed_everything(cfg.seed)
+    ctx = RunContext(run, Report(run, lab.TITLE, lab.SUMMARY), torch_device, progress)
+    ctx.log(f"profile {profile}, device {torch_device}, writing {run.path}")
+    command = command or f"mllabs run {name} --profile {profile} --seed {cfg.seed}"
+    try:
+        status, metrics = lab.run(cfg, data, ctx)
+    except KeyboardInterrupt:
+        _finish(run, ctx.report, "interrupted", {}, command)
+        raise
+    except UserError:
+        _finish(run, ctx.report, "failed", {}, command)
+        raise
+    except Exception as exc:
+        _finish(run, ctx.report, "failed", {"error": f"{type(exc).__name__}: {exc}"}, command)
+        raise
+    result = _finish(run, ctx.report, status, metrics, command)
+    return {**result, "run_dir": str(run.path)}
+
+
+def _finish(run: Run, report: Report, status: str, metrics: dict, command: str) -> dict:
+    result = run.write_metrics(status, metrics)
+    report.save(command)
+    render_run(run.path)
+    write_index(run.path.parent.parent)
+    return result
+
+
+def labs_summary() -> list[tuple[str, str]]:
+    return [(name, get_lab(name).SUMMARY_LINE) for name in LABS]

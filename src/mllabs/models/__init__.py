@@ -1,0 +1,1 @@
+"""Networks written in the project (no torchvision)."""

@@ -1,0 +1,21 @@
+"""Fully connected networks: input -> hidden layers -> output."""
+
+from __future__ import annotations
+
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
+
+
+class MLP(nn.Sequential):
+    def __init__(self, in_features: int, hidden: tuple[int, ...], out_features: int,
+                 activation: str = "relu", dropout: float = 0.0):
+        layers: list[nn.Module] = []
+        width = in_features
+        for size in hidden:
+            layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            width = size
+        layers.append(nn.Linear(width, out_features))
+        super().__init__(*layers)

@@ -1,0 +1,111 @@
+"""The plots labs share. Each returns a matplotlib Figure; Report.figure() saves and closes it."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+Series = dict[str, tuple]  # label -> (x, y) or (x, y, y_err)
+
+
+def curves(panels: dict[str, Series], xlabel: str = "epoch", log_y: bool = False,
+           ncols: int = 2) -> plt.Figure:
+    """One panel per quantity (e.g. "MAE", "MSE"), one line per series, shaded ± error if given."""
+    n = len(panels)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.6 * nrows), squeeze=False)
+    for ax, (title, series) in zip(axes.flat, panels.items()):
+        for label, data in series.items():
+            x, y = np.asarray(data[0]), np.asarray(data[1], dtype=float)
+            (line,) = ax.plot(x, y, label=label, linewidth=1.4)
+            if len(data) > 2 and data[2] is not None:
+                err = np.asarray(data[2], dtype=float)
+                ax.fill_between(x, y - err, y + err, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        if log_y:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def true_vs_predicted(y_true, y_pred, unit: str = "") -> plt.Figure:
+    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
+    fig, ax = plt.subplots(figsize=(4.8, 4.6))
+    ax.scatter(y_true, y_pred, s=14, alpha=0.7, edgecolors="none")
+    lo, hi = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
+    pad = 0.03 * (hi - lo or 1.0)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="grey", linewidth=1, linestyle="--")
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlabel(f"true {unit}".strip())
+    ax.set_ylabel(f"predicted {unit}".strip())
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def histogram(values, xlabel: str, bins: int = 25) -> plt.Figure:
+    values = np.asarray(values, float)
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    ax.hist(values, bins=bins, edgecolor="white")
+    ax.axvline(0, color="grey", linewidth=1, linestyle="--")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap(matrix, row_labels, col_labels, fmt: str = "{:.2f}", cmap: str = "viridis",
+            vmin=None, vmax=None, colorbar_label: str = "") -> plt.Figure:
+    matrix = np.asarray(matrix, float)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(col_labels), 0.8 + 0.55 * len(row_labels)))
+    image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(len(col_labels)), labels=col_labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(row_labels)), labels=row_labels)
+    span = np.nanmax(matrix) - np.nanmin(matrix) if np.isfinite(matrix).any() else 1.0
+    middle = np.nanmin(matrix) + span / 2 if np.isfinite(matrix).any() else 0.0
+    for (i, j), value in np.ndenumerate(matrix):
+        text = "—" if not np.isfinite(value) else fmt.format(value)
+        ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                color="white" if (cmap == "viridis") == (value < middle) else "black")
+    bar = fig.colorbar(image, ax=ax)
+    if colorbar_label:
+        bar.set_label(colorbar_label)
+    fig.tight_layout()
+    return fig
+
+
+def pair_plot(columns: dict[str, np.ndarray]) -> plt.Figure:
+    """Scatter of every pair, a histogram on the diagonal."""
+    names = list(columns)
+    k = len(names)
+    fig, axes = plt.subplots(k, k, figsize=(2.2 * k, 2.2 * k), squeeze=False)
+    for i, row_name in enumerate(names):
+        for j, col_name in enumerate(names):
+            ax = axes[i][j]
+            if i == j:
+                ax.hist(columns[col_name], bins=20, edgecolor="white")
+            else:
+                ax.scatter(columns[col_name], columns[row_name], s=5, alpha=0.5, edgecolors="none")
+            if i == k - 1:
+                ax.set_xlabel(col_name)
+            else:
+                ax.set_xticklabels([])
+            if j == 0:
+                ax.set_ylabel(row_name)
+            else:
+                ax.set_yticklabels([])
+    fig.tight_layout()
+    return fig

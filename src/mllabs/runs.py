@@ -1,0 +1,161 @@
+"""Run directories: runs/<lab>/<stamp>-<id>/ with config, environment, history, metrics.
+
+Every file is written to a temporary name in the same folder and renamed into place, so a
+crash or a full disk never leaves a half-written config, checkpoint or report behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mllabs import __version__
+from mllabs.errors import UserError
+
+STATUSES = ("completed", "diverged", "interrupted", "failed")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(obj):
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist; is this a run directory made by `mllabs run`?") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); "
+                        "re-run the lab to regenerate it") from None
+
+
+def git_revision() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(seed: int, device: str) -> dict[str, Any]:
+    """What a reader needs to reproduce the run: seed, versions, device, threads, revision."""
+    import numpy
+    import torch
+
+    info: dict[str, Any] = {
+        "seed": seed,
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "mllabs": __version__,
+        "git_revision": git_revision(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "command": " ".join(["mllabs", *sys.argv[1:]]),
+    }
+    for name in ("pandas", "sklearn", "matplotlib"):
+        try:
+            info[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+@dataclass
+class Run:
+    """One run directory and the helpers that write into it."""
+
+    path: Path
+    lab: str
+    started: float = field(default_factory=time.time)
+
+    @classmethod
+    def create(cls, root: Path, lab: str) -> "Run":
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = Path(root) / lab / f"{stamp}-{secrets.token_hex(3)}"
+        path.mkdir(parents=True, exist_ok=False)
+        (path / "figures").mkdir()
+        (path / "checkpoints").mkdir()
+        return cls(path=path, lab=lab)
+
+    @property
+    def figures(self) -> Path:
+        return self.path / "figures"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        write_json(self.path / name, obj)
+        return self.path / name
+
+    def write_history(self, rows: list[dict[str, Any]], name: str = "history.csv") -> Path:
+        """Per-epoch rows to CSV; the columns are the union of every row's keys, in order."""
+        columns: list[str] = []
+        for row in rows:
+            columns += [k for k in row if k not in columns]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.path / name, buf.getvalue())
+        return self.path / name
+
+    def write_metrics(self, status: str, metrics: dict[str, Any]) -> dict[str, Any]:
+        assert status in STATUSES, status
+        result = {"lab": self.lab, "status": status,
+                  "seconds": round(time.time() - self.started, 3), "metrics": metrics}
+        self.write_json("metrics.json", result)
+        return result
