@@ -45,21 +45,29 @@ FEATURES = NUMERIC + [f"origin_{o}" for o in ORIGINS.values()]
 
 @dataclass
 class Config(TrainConfig):
-    epochs: int = option(1000, "passes over the training data (the handout's budget)", min=1)
+    epochs: int = option(300, "passes over the training data (the handout used 1000)", min=1)
     optimizer: str = option("rmsprop", "update rule", choices=(
         "gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
     lr: float = option(1e-3, "learning rate", gt=0.0)
-    hidden: tuple[int, ...] = option((64, 64), "hidden layer widths, e.g. 64,64")
+    schedule: str = option("cosine", "learning-rate schedule", choices=(
+        "constant", "exponential", "piecewise", "cosine"))
+    hidden: tuple[int, ...] = option((128, 128), "hidden layer widths (the handout: 64,64)")
+    dropout: float = option(0.2, "dropout after each hidden layer (the handout: 0)", min=0.0)
+    target: str = option("log", "what the network learns: log MPG or MPG (standardised either way)",
+                         choices=("log", "mpg"))
+    refit: bool = option(True, "after the train/validation run, retrain on all training cars "
+                         "with the same budget and report that network")
     activation: str = option("relu", "hidden-layer activation", choices=("relu", "tanh", "sigmoid", "gelu"))
     seeds: int = option(5, "networks trained with seeds seed, seed+1, ...; mean ± std reported", min=1)
     test_fraction: float = option(0.2, "share of cars held out for the test set", gt=0.0)
-    val_fraction: float = option(0.2, "share of the training cars used to pick the best epoch", min=0.0)
+    val_fraction: float = option(0.2, "share of the training cars held out for validation curves",
+                                 min=0.0)
 
 
 PROFILES = {
     "quick": {"epochs": 30, "seeds": 2},
     "default": {},
-    "full": {"seeds": 10},
+    "full": {"epochs": 1000, "seeds": 10},
 }
 
 
@@ -101,12 +109,14 @@ def prepare(cfg: Config, data_dir: Path | None) -> Prepared:
     raw = load_table(data_dir)
     known = raw.dropna(subset=["horsepower"]).reset_index(drop=True)
     encoded = one_hot_origin(known)
-    rng = np.random.default_rng(cfg.seed)
-    order = rng.permutation(len(encoded))
-    n_test = round(cfg.test_fraction * len(order))
-    test_idx, rest = np.sort(order[:n_test]), order[n_test:]
+    # The handout's split, reproduced exactly for seed 0: pandas' sample(frac=0.8, random_state=
+    # seed) is the first 80 % of RandomState(seed).permutation, and Keras' validation_split
+    # holds out the last 20 % of those training rows.
+    order = np.random.RandomState(cfg.seed).permutation(len(encoded))
+    n_train = round((1 - cfg.test_fraction) * len(order))
+    rest, test_idx = order[:n_train], np.sort(order[n_train:])
     n_val = round(cfg.val_fraction * len(rest))
-    val_idx, train_idx = np.sort(rest[:n_val]), np.sort(rest[n_val:])
+    train_idx, val_idx = np.sort(rest[:len(rest) - n_val]), np.sort(rest[len(rest) - n_val:])
     if len(train_idx) < 2 or len(test_idx) < 1:
         raise DataError("the split leaves too few cars; lower test_fraction or val_fraction")
     fit_idx = np.concatenate([train_idx, val_idx])  # statistics from all training cars, never test
@@ -118,20 +128,42 @@ def prepare(cfg: Config, data_dir: Path | None) -> Prepared:
 
 # ---------------------------------------------------------------------------- model
 
-def build_model(cfg_hidden, activation: str) -> nn.Module:
-    return MLP(len(FEATURES), tuple(cfg_hidden), 1, activation)
+@dataclass
+class Target:
+    """The network learns a standardised (log) MPG; every reported number is back in MPG."""
+
+    kind: str
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, kind: str, mpg: np.ndarray) -> "Target":
+        t = np.log(mpg) if kind == "log" else mpg
+        return cls(kind, float(t.mean()), float(t.std()))
+
+    def encode(self, mpg):
+        return ((torch.log(mpg) if self.kind == "log" else mpg) - self.mean) / self.std
+
+    def decode(self, z):
+        t = z * self.std + self.mean
+        return torch.exp(t) if self.kind == "log" else t
+
+    def metrics(self) -> dict:
+        """MAE and MSE in MPG, computed from the network's output and the encoded target."""
+        return {"mae": lambda out, z: (self.decode(out) - self.decode(z)).abs().mean(),
+                "mse": lambda out, z: ((self.decode(out) - self.decode(z)) ** 2).mean()}
 
 
-def mae(out, target):
-    return (out - target).abs().mean()
+def build_model(hidden, activation: str, dropout: float) -> nn.Module:
+    return MLP(len(FEATURES), tuple(hidden), 1, activation, dropout)
 
 
-def mse(out, target):
+def mse_loss(out, target):
     return ((out - target) ** 2).mean()
 
 
 def least_squares(p: Prepared) -> np.ndarray:
-    """Closed-form linear regression (with intercept) on all training cars."""
+    """Closed-form linear regression of MPG (with intercept) on all training cars."""
     idx = np.concatenate([p.train_idx, p.val_idx])
     design = np.hstack([p.x(idx), np.ones((len(idx), 1), np.float32)])
     coef, *_ = np.linalg.lstsq(design.astype(float), p.y(idx)[:, 0].astype(float), rcond=None)
@@ -144,39 +176,60 @@ def run(cfg: Config, p: Prepared, ctx) -> tuple[str, dict]:
     rep = ctx.report
     describe_data(p, rep)
 
-    tensors = {name: (torch.from_numpy(p.x(idx)), torch.from_numpy(p.y(idx)))
-               for name, idx in (("train", p.train_idx), ("val", p.val_idx), ("test", p.test_idx))}
+    all_train = np.concatenate([p.train_idx, p.val_idx])
+    target = Target.fit(cfg.target, p.y(all_train)[:, 0])
+    metrics_fns = target.metrics()
+
+    def tensors(idx):
+        x, y = torch.from_numpy(p.x(idx)), torch.from_numpy(p.y(idx))
+        return x, target.encode(y)
+
+    train, val, everything, test = (tensors(i) for i in (p.train_idx, p.val_idx, all_train, p.test_idx))
+    has_val = len(p.val_idx) > 0
     runs, status = [], "completed"
     for k in range(cfg.seeds):
         seed = cfg.seed + k
-        torch.manual_seed(seed)
-        model = build_model(cfg.hidden, cfg.activation)
         seed_cfg = dataclasses.replace(cfg, seed=seed)
-        result = fit(model, tensors["train"], seed_cfg, loss_fn=mse, metrics={"mae": mae, "mse": mse},
-                     val=tensors["val"] if len(p.val_idx) else None, device=ctx.device,
-                     checkpoint_dir=ctx.run.checkpoints / f"seed{seed}", checkpoint_every=cfg.epochs,
-                     progress=ctx.progress, label=f"seed {k + 1}/{cfg.seeds}")
-        test = evaluate(model, *tensors["test"], mse, {"mae": mae, "mse": mse})
-        val_loss = min((r.get("val_loss", r["train_loss"]) for r in result.history), default=np.inf)
-        runs.append({"seed": seed, "model": model, "fit": result, "test": test, "val_loss": val_loss})
-        ctx.log(f"seed {seed}: test MAE {test['mae']:.3f} MPG (best epoch {result.best_epoch}, "
-                f"{result.seconds:.1f} s)")
-        if result.status == "diverged":
+        label = f"seed {k + 1}/{cfg.seeds}"
+        torch.manual_seed(seed)
+        model = build_model(cfg.hidden, cfg.activation, cfg.dropout)
+        # 1. the handout's run: train on the training cars, watch the validation cars
+        curves = fit(model, train if has_val else everything, seed_cfg, loss_fn=mse_loss,
+                     metrics=metrics_fns, val=val if has_val else None, device=ctx.device,
+                     restore_best=False, progress=ctx.progress, label=label)
+        result = curves
+        # 2. the same budget on every training car: a fixed schedule needs no epoch picked on
+        #    held-out data, so the validation cars can go back into training
+        if cfg.refit and has_val and curves.status == "completed":
+            torch.manual_seed(seed)
+            model = build_model(cfg.hidden, cfg.activation, cfg.dropout)
+            result = fit(model, everything, seed_cfg, loss_fn=mse_loss, metrics=metrics_fns,
+                         device=ctx.device, restore_best=False, progress=ctx.progress,
+                         label=f"{label} refit")
+        save_checkpoint(ctx.run.checkpoints / f"seed{seed}.pt", model.state_dict(), seed=seed)
+        test_metrics = evaluate(model, *test, mse_loss, metrics_fns)
+        val_mse = curves.history[-1].get("val_mse", np.nan)
+        runs.append({"seed": seed, "model": model, "curves": curves, "fit": result,
+                     "test": test_metrics, "val_mse": val_mse})
+        ctx.log(f"seed {seed}: test MAE {test_metrics['mae']:.3f} MPG "
+                f"({curves.seconds + (result.seconds if result is not curves else 0):.1f} s)")
+        if "diverged" in (curves.status, result.status):
             status = "diverged"
             break
 
-    ctx.run.write_history([{"seed": r["seed"], **row} for r in runs for row in r["fit"].history])
+    ctx.run.write_history([{"seed": r["seed"], **row} for r in runs for row in r["curves"].history])
     coef = least_squares(p)
     x_test, y_test = p.x(p.test_idx), p.y(p.test_idx)[:, 0]
     linear_pred = np.hstack([x_test, np.ones((len(x_test), 1), np.float32)]) @ coef
     linear = {"mae": float(np.abs(linear_pred - y_test).mean()),
               "mse": float(((linear_pred - y_test) ** 2).mean())}
 
-    chosen = min(runs, key=lambda r: r["val_loss"])  # picked on validation, never on test
-    save_for_predict(ctx.run.path, chosen["model"], cfg, p, chosen["seed"])
+    # predict uses the seed whose train/validation run ended best: chosen without the test set
+    chosen = min(runs, key=lambda r: r["val_mse"] if np.isfinite(r["val_mse"]) else np.inf)
+    save_for_predict(ctx.run.path, chosen["model"], cfg, p, target, chosen["seed"])
     metrics = summarise(runs, linear, chosen, cfg)
-    describe_training(cfg, runs, rep)
-    describe_results(runs, linear, linear_pred, chosen, x_test, y_test, metrics, rep)
+    describe_training(cfg, runs, has_val, rep)
+    describe_results(runs, linear, target, chosen, x_test, y_test, metrics, rep)
     return status, metrics
 
 
@@ -221,36 +274,50 @@ def describe_data(p: Prepared, rep) -> None:
                "Correlation between MPG and the numeric features (training cars)")
 
 
-def describe_training(cfg: Config, runs, rep) -> None:
+def describe_training(cfg: Config, runs, has_val: bool, rep) -> None:
     n_params = sum(t.numel() for t in runs[0]["model"].parameters())
+    learns = "log MPG" if cfg.target == "log" else "MPG"
     rep.section("Model and training",
                 f"Network: {len(FEATURES)} inputs → " + " → ".join(map(str, cfg.hidden)) +
-                f" ({cfg.activation}) → 1 output, {n_params:,} parameters. Optimizer {cfg.optimizer}, "
-                f"learning rate {cfg.lr:g}, batch {cfg.batch_size}, {cfg.epochs} epochs, mean squared "
-                f"error loss; each seed keeps the weights of its epoch with the lowest validation "
-                f"loss. {len(runs)} seeds: {', '.join(str(r['seed']) for r in runs)}.")
+                f" ({cfg.activation}, dropout {cfg.dropout:g}) → 1 output, {n_params:,} parameters. "
+                f"It learns standardised {learns} with a mean-squared-error loss; fuel use grows "
+                "roughly in proportion to weight and engine size, so MPG falls along a curve that "
+                "log MPG straightens. Optimizer "
+                f"{cfg.optimizer}, learning rate {cfg.lr:g} with {cfg.schedule} decay, batch "
+                f"{cfg.batch_size}, {cfg.epochs} epochs; {len(runs)} seeds: "
+                f"{', '.join(str(r['seed']) for r in runs)}. The handout's network was 64 → 64 "
+                "without dropout, learning MPG itself, for 1000 epochs.")
+    if cfg.refit and has_val:
+        rep.text("Each seed trains twice. First on the training cars while the validation cars "
+                 "are watched (the curves below); then, with the same fixed budget and schedule, "
+                 "on all training cars together. That second network is the one tested: a fixed "
+                 "schedule needs no epoch chosen on held-out data, so the validation cars can "
+                 "add to training. The test cars are used for nothing but the final table.")
     panels = {}
     for metric, title in (("mae", "MAE (MPG)"), ("mse", "MSE (MPG²)")):
         series = {}
         for split in ("train", "val"):
             key = f"{split}_{metric}"
-            if key not in runs[0]["fit"].history[0]:
+            if key not in runs[0]["curves"].history[0]:
                 continue
-            length = min(len(r["fit"].history) for r in runs)
-            values = np.array([[row[key] for row in r["fit"].history[:length]] for r in runs])
+            length = min(len(r["curves"].history) for r in runs)
+            values = np.array([[row[key] for row in r["curves"].history[:length]] for r in runs])
             err = values.std(0, ddof=1) if len(runs) > 1 else None
-            series[split] = (np.arange(1, length + 1), values.mean(0), err)
+            series["validation" if split == "val" else "train"] = (np.arange(1, length + 1),
+                                                                   values.mean(0), err)
         panels[title] = series
     rep.figure(figures.curves(panels, log_y=True), "training_curves",
-               "Training and validation error per epoch, mean over seeds (band: ± one std)")
-    rep.table([{"seed": r["seed"], "best epoch": r["fit"].best_epoch,
-                "epochs run": len(r["fit"].history), "updates": r["fit"].updates,
-                "seconds": round(r["fit"].seconds, 2), "val MSE": r["val_loss"],
-                "test MAE": r["test"]["mae"], "test MSE": r["test"]["mse"]} for r in runs],
-              "Every seed")
+               "Training and validation error per epoch, mean over seeds (band: ± one std); "
+               "train error is the running mean over each epoch's batches, with dropout on")
+    rep.table([{"seed": r["seed"], "epochs": len(r["fit"].history), "updates": r["fit"].updates
+                + (r["curves"].updates if r["fit"] is not r["curves"] else 0),
+                "seconds": round(r["curves"].seconds + (r["fit"].seconds if r["fit"] is not r["curves"]
+                                                        else 0), 2),
+                "validation MSE": r["val_mse"], "test MAE": r["test"]["mae"],
+                "test MSE": r["test"]["mse"]} for r in runs], "Every seed (test: the tested network)")
 
 
-def describe_results(runs, linear, linear_pred, chosen, x_test, y_test, metrics, rep) -> None:
+def describe_results(runs, linear, target, chosen, x_test, y_test, metrics, rep) -> None:
     maes = [r["test"]["mae"] for r in runs]
     mses = [r["test"]["mse"] for r in runs]
     rep.section("Results", f"On the {len(y_test)} test cars the network's mean absolute error is "
@@ -260,25 +327,27 @@ def describe_results(runs, linear, linear_pred, chosen, x_test, y_test, metrics,
                 "test MSE (MPG²)": mean_std(mses)},
                {"model": "linear regression (least squares)", "test MAE (MPG)": f"{linear['mae']:.3f}",
                 "test MSE (MPG²)": f"{linear['mse']:.3f}"}], "Test error")
-    pred = forward(chosen["model"], torch.from_numpy(x_test)).cpu().numpy()[:, 0]
+    pred = target.decode(forward(chosen["model"], torch.from_numpy(x_test))).cpu().numpy()[:, 0]
     rep.figure(figures.true_vs_predicted(y_test, pred, "MPG"), "true_vs_predicted",
                f"Predicted against true MPG on the test cars (network, seed {chosen['seed']}, "
                "the one predict uses); the dashed line is a perfect prediction")
     rep.figure(figures.histogram(pred - y_test, "prediction error (MPG)"), "error_histogram",
                "Prediction errors of that network on the test cars")
-    rep.text(f"predict uses the seed-{chosen['seed']} network (lowest validation loss; test MAE "
+    rep.text(f"predict uses the seed-{chosen['seed']} network (lowest validation error; test MAE "
              f"{chosen['test']['mae']:.3f} MPG): `mllabs predict RUN_DIR cars.csv`, with columns "
              "cylinders, displacement, horsepower, weight, acceleration, model_year, origin "
-             "(1/2/3 or USA/Europe/Japan).")
+             "(1/2/3 or USA/Europe/Japan); other columns such as mpg or car_name are ignored.")
 
 
 # ---------------------------------------------------------------------------- predict
 
-def save_for_predict(run_dir: Path, model: nn.Module, cfg: Config, p: Prepared, seed: int) -> None:
+def save_for_predict(run_dir: Path, model: nn.Module, cfg: Config, p: Prepared, target: Target,
+                     seed: int) -> None:
     save_checkpoint(run_dir / "checkpoints" / "model.pt", model.state_dict(), seed=seed)
     write_json(run_dir / "preprocess.json", {
         "features": FEATURES, "numeric": NUMERIC, "mean": p.mean.tolist(), "std": p.std.tolist(),
-        "origins": ORIGINS, "hidden": list(cfg.hidden), "activation": cfg.activation})
+        "origins": ORIGINS, "hidden": list(cfg.hidden), "activation": cfg.activation,
+        "dropout": cfg.dropout, "target": dataclasses.asdict(target)})
 
 
 def parse_origin(value, path, row: int) -> str:
@@ -294,12 +363,13 @@ def parse_origin(value, path, row: int) -> str:
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
     prep = read_json(Path(run_dir) / "preprocess.json")
     state = load_checkpoint(Path(run_dir) / "checkpoints" / "model.pt")
-    model = build_model(prep["hidden"], prep["activation"])
+    model = build_model(prep["hidden"], prep["activation"], prep["dropout"])
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as exc:
         raise DataError(f"{run_dir}/checkpoints/model.pt does not fit this lab's network "
                         f"({str(exc).splitlines()[0]}); re-run `mllabs run auto-mpg`") from None
+    target = Target(**prep["target"])
     mean, std = np.array(prep["mean"]), np.array(prep["std"])
     results = []
     for path in inputs:
@@ -310,7 +380,7 @@ def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
         for name in ORIGINS.values():
             frame[f"origin_{name}"] = [float(o == name) for o in origins]
         x = ((frame[prep["features"]].to_numpy(float) - mean) / std).astype(np.float32)
-        mpg = forward(model, torch.from_numpy(x)).numpy()[:, 0]
+        mpg = target.decode(forward(model, torch.from_numpy(x))).numpy()[:, 0]
         for i, value in enumerate(mpg):
             label = f"{path}:{i + 2}"
             if "car_name" in frame.columns:
