@@ -10,7 +10,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import shlex
 import sys
 from pathlib import Path

@@ -7,7 +7,7 @@ like `<root>/<name>/<path>` is the contract between the mirror, the user cache a
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 

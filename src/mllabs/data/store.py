@@ -7,7 +7,6 @@ left where a later run would pick it up. Set MLLABS_OFFLINE=1 to forbid download
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import sys

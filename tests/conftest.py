@@ -1,0 +1,25 @@
+"""Tests read the real data through MLLABS_DATA (or a cache filled before the tests start)
+and never download: MLLABS_OFFLINE=1 turns any download attempt into an error."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["MLLABS_OFFLINE"] = "1"
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The folder laid out like shared/data that the tests read."""
+    from mllabs.data import dataset_dir
+
+    return dataset_dir("auto-mpg", download=False).parent
+
+
+def run_cli(*args: str) -> int:
+    from mllabs.cli import main
+
+    return main([str(a) for a in args])

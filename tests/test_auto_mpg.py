@@ -1,0 +1,117 @@
+"""The auto-mpg lab end to end through the CLI, on the real data (quick profile)."""
+
+import csv
+import json
+
+import pytest
+
+from conftest import run_cli
+from mllabs.labs import auto_mpg
+
+QUICK = ("--profile", "quick", "--quiet")
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    assert run_cli("run", "auto-mpg", *QUICK, "--out", out) == 0
+    (run_dir,) = (out / "auto-mpg").iterdir()
+    return out, run_dir
+
+
+def test_run_directory_holds_everything(finished):
+    out, run_dir = finished
+    for name in ("config.json", "env.json", "history.csv", "metrics.json", "report.md",
+                 "report.html", "report.json", "preprocess.json", "checkpoints/model.pt"):
+        assert (run_dir / name).is_file(), name
+    figures = {p.name for p in (run_dir / "figures").iterdir()}
+    assert {"pairplot.png", "correlation.png", "training_curves.png", "true_vs_predicted.png",
+            "error_histogram.png"} <= figures
+    env = json.loads((run_dir / "env.json").read_text())
+    assert {"seed", "torch", "device", "threads", "git_revision", "python"} <= set(env)
+    assert (out / "index.html").read_text().count(run_dir.name) >= 1
+    assert not list(run_dir.rglob("*.tmp"))
+
+
+def test_metrics_follow_the_shared_schema(finished):
+    _, run_dir = finished
+    result = json.loads((run_dir / "metrics.json").read_text())
+    assert result["lab"] == "auto-mpg" and result["status"] == "completed" and result["seconds"] > 0
+    m = result["metrics"]
+    assert {"test_mae", "test_mae_std", "test_mse", "linear.test_mae"} <= set(m)
+    assert 0 < m["test_mae"] < 10 and m["test_mae_std"] >= 0 and m["seeds"] == 2
+    # least squares on standardised features of this split: a fixed, known-good range
+    assert 2.0 < m["linear.test_mae"] < 3.0
+
+
+def test_history_has_train_and_validation_per_epoch(finished):
+    _, run_dir = finished
+    rows = list(csv.DictReader((run_dir / "history.csv").open()))
+    epochs = auto_mpg.PROFILES["quick"]["epochs"]
+    assert len(rows) == 2 * epochs
+    assert {"seed", "epoch", "train_mae", "train_mse", "val_mae", "val_mse", "lr", "seconds"} <= set(rows[0])
+
+
+def test_report_contains_the_lab_tables(finished):
+    _, run_dir = finished
+    md = (run_dir / "report.md").read_text()
+    for text in ("The raw table", "one-hot", "Test error", "linear regression (least squares)",
+                 "mllabs run auto-mpg", "figures/pairplot.png"):
+        assert text in md, text
+    html = (run_dir / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 5 and "src=\"figures/" not in html
+
+
+def test_report_re_renders(finished, capsys):
+    _, run_dir = finished
+    (run_dir / "report.html").unlink()
+    assert run_cli("report", run_dir) == 0
+    assert (run_dir / "report.html").is_file()
+
+
+def test_json_output_is_the_only_stdout(tmp_path, capsys):
+    assert run_cli("run", "auto-mpg", *QUICK, "--set", "epochs=2", "--set", "seeds=1",
+                   "--out", tmp_path, "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "completed" and "run_dir" in result and "test_mae" in result["metrics"]
+
+
+def test_same_seed_reproduces_the_metrics(tmp_path, capsys):
+    values = []
+    for name in ("a", "b"):
+        assert run_cli("run", "auto-mpg", *QUICK, "--set", "epochs=5", "--seed", "4",
+                       "--out", tmp_path / name, "--json") == 0
+        values.append(json.loads(capsys.readouterr().out)["metrics"])
+    assert values[0]["test_mae"] == values[1]["test_mae"]
+
+
+def test_predict_on_raw_columns(finished, tmp_path, capsys):
+    _, run_dir = finished
+    cars = tmp_path / "cars.csv"
+    cars.write_text("mpg,Cylinders,displacement,horsepower,weight,acceleration,model_year,origin,car_name\n"
+                    "27,4,97,88,2130,14.5,70,Japan,datsun pl510\n"
+                    "15,8,350,165,3693,11.5,70,1,buick skylark 320\n")
+    out_csv = tmp_path / "pred.csv"
+    assert run_cli("predict", run_dir, cars, "--json", "--output", out_csv) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["input"] for r in results] == [f"{cars}:2 (datsun pl510)", f"{cars}:3 (buick skylark 320)"]
+    light, heavy = (r["prediction"] for r in results)
+    assert light > heavy  # a 2,130 lb four-cylinder beats a 3,693 lb V8
+    assert len(out_csv.read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("cylinders,displacement,horsepower,weight,acceleration,model_year,origin\n4,97,?,2130,14.5,70,3\n",
+     "row 2, column 'horsepower'"),
+    ("cylinders,displacement,horsepower,weight,acceleration,model_year,origin\n4,97,88,2130,14.5,70,Mars\n",
+     "row 2, column 'origin'"),
+    ("cylinders,displacement,weight,acceleration,model_year,origin\n4,97,2130,14.5,70,3\n",
+     "no column 'horsepower'"),
+])
+def test_predict_bad_rows_exit_2_with_one_line(finished, tmp_path, capsys, content, fragment):
+    _, run_dir = finished
+    bad = tmp_path / "bad.csv"
+    bad.write_text(content)
+    assert run_cli("predict", run_dir, bad) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1 and "Traceback" not in err

@@ -1,0 +1,127 @@
+import dataclasses
+
+import pytest
+import torch
+
+from mllabs.config import TrainConfig
+from mllabs.errors import UserError
+from mllabs.models.mlp import MLP
+from mllabs.train import fit, load_checkpoint, predict
+
+
+def mse(out, y):
+    return ((out - y) ** 2).mean()
+
+
+def mae(out, y):
+    return (out - y).abs().mean()
+
+
+def linear_problem(n=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 5, generator=g)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5], [0.0], [3.0]]) + 0.1 * torch.randn(n, 1, generator=g)
+    return x, y
+
+
+def cfg(**kw):
+    return dataclasses.replace(TrainConfig(epochs=20, batch_size=32, optimizer="adam", lr=1e-2), **kw)
+
+
+def model(seed=0):
+    torch.manual_seed(seed)
+    return MLP(5, (16,), 1)
+
+
+def test_loss_decreases_and_history_has_every_metric():
+    x, y = linear_problem()
+    result = fit(model(), (x, y), cfg(), loss_fn=mse, metrics={"mae": mae}, val=linear_problem(64, 1),
+                 progress=False)
+    first, last = result.history[0], result.history[-1]
+    assert last["train_loss"] < first["train_loss"] / 10
+    assert last["val_loss"] < first["val_loss"] / 10
+    assert {"epoch", "train_loss", "train_mae", "val_loss", "val_mae", "lr", "seconds"} <= set(last)
+    assert result.status == "completed" and len(result.history) == 20
+    assert result.updates == 20 * 8
+
+
+@pytest.mark.parametrize("name", ["gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"])
+def test_every_optimizer_trains(name):
+    x, y = linear_problem()
+    lr = {"gd": 0.1, "sgd": 0.02, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.1}.get(name, 1e-2)
+    result = fit(model(), (x, y), cfg(optimizer=name, lr=lr, epochs=15), loss_fn=mse, progress=False)
+    assert result.history[-1]["train_loss"] < 0.5 * result.history[0]["train_loss"], name
+    if name == "gd":
+        assert result.updates == 15  # the whole training set is one batch
+
+
+def test_divergence_guard_marks_the_run_and_stops():
+    x, y = linear_problem()
+    result = fit(model(), (x, y * 1e3), cfg(optimizer="sgd", lr=1e3, epochs=50), loss_fn=mse,
+                 progress=False)
+    assert result.status == "diverged"
+    assert len(result.history) < 50
+
+
+def test_early_stopping_stops_when_validation_stops_improving():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 5, generator=g), torch.randn(64, 1, generator=g)  # pure noise: overfits
+    val = (torch.randn(64, 5, generator=g), torch.randn(64, 1, generator=g))
+    result = fit(MLP(5, (128, 128), 1), (x, y), cfg(epochs=300, patience=5), loss_fn=mse, val=val,
+                 progress=False)
+    assert result.stopped_early
+    assert len(result.history) == result.best_epoch + 5
+    best_val = min(r["val_loss"] for r in result.history)
+    assert best_val == result.history[result.best_epoch - 1]["val_loss"]
+
+
+@pytest.mark.parametrize("schedule, extra, expected", [
+    ("constant", {}, [0.1, 0.1, 0.1, 0.1]),
+    ("exponential", {"gamma": 0.5}, [0.1, 0.05, 0.025, 0.0125]),
+    ("piecewise", {"milestones": (2, 3), "factor": 0.1}, [0.1, 0.1, 0.01, 0.001]),
+])
+def test_schedules(schedule, extra, expected):
+    x, y = linear_problem(64)
+    result = fit(model(), (x, y), cfg(optimizer="sgd", lr=0.1, epochs=4, schedule=schedule, **extra),
+                 loss_fn=mse, progress=False)
+    assert [r["lr"] for r in result.history] == pytest.approx(expected)
+
+
+def test_cosine_schedule_ends_near_zero():
+    x, y = linear_problem(64)
+    result = fit(model(), (x, y), cfg(lr=0.1, epochs=10, schedule="cosine"), loss_fn=mse, progress=False)
+    lrs = [r["lr"] for r in result.history]
+    assert lrs[0] == pytest.approx(0.1) and lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.01
+
+
+def test_piecewise_without_milestones_is_a_user_error():
+    x, y = linear_problem(64)
+    with pytest.raises(UserError, match="milestones"):
+        fit(model(), (x, y), cfg(schedule="piecewise"), loss_fn=mse, progress=False)
+
+
+def test_checkpoints_reload_to_identical_predictions(tmp_path):
+    x, y = linear_problem()
+    net = model()
+    fit(net, (x, y), cfg(epochs=5), loss_fn=mse, val=linear_problem(64, 1), checkpoint_dir=tmp_path,
+        progress=False)
+    assert (tmp_path / "best.pt").exists() and (tmp_path / "last.pt").exists()
+    fresh = MLP(5, (16,), 1)
+    fresh.load_state_dict(load_checkpoint(tmp_path / "best.pt")["model"])
+    assert torch.equal(predict(net, x), predict(fresh, x))
+
+
+def test_same_seed_same_history():
+    x, y = linear_problem()
+    runs = [fit(model(seed=3), (x, y), cfg(seed=3), loss_fn=mse, progress=False) for _ in range(2)]
+    assert [r["train_loss"] for r in runs[0].history] == [r["train_loss"] for r in runs[1].history]
+
+
+def test_checkpoint_with_pickled_code_is_refused(tmp_path):
+    class Sneaky:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    torch.save({"model": Sneaky()}, tmp_path / "evil.pt")
+    with pytest.raises(UserError, match="cannot load safely|can load safely"):
+        load_checkpoint(tmp_path / "evil.pt")
