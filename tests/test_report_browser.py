@@ -165,11 +165,11 @@ class Browser:
 
     def __init__(self, binary: str):
         self._profile = tempfile.mkdtemp(prefix="mllabs-chromium-")
-        self._log = open(Path(self._profile) / "chromium-stderr.log", "wb")
-        self.proc = subprocess.Popen(
-            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={self._profile}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+        with open(Path(self._profile) / "chromium-stderr.log", "wb") as log:
+            self.proc = subprocess.Popen(
+                [binary, *CHROMIUM_FLAGS, f"--user-data-dir={self._profile}", "about:blank"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
         try:
             self.port = self._wait_for_port()
         except BaseException:
@@ -177,7 +177,6 @@ class Browser:
             raise
 
     def _stderr_tail(self) -> str:
-        self._log.flush()
         try:
             return (Path(self._profile) / "chromium-stderr.log").read_text(errors="replace")[-2000:]
         except OSError:
@@ -236,9 +235,24 @@ class Browser:
                     except ProcessLookupError:
                         pass
                     self.proc.wait(timeout=5)
+            self._reap_group()
         finally:
-            self._log.close()
             shutil.rmtree(self._profile, ignore_errors=True)
+
+
+    def _reap_group(self) -> None:
+        """Renderer and helper processes (our own session) get 2 s to follow the browser out."""
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 class _Session:
@@ -279,7 +293,7 @@ class _Session:
         while (left := end - time.monotonic()) > 0:
             try:
                 msg = json.loads(self.ws.recv(left))
-            except (socket.timeout, TimeoutError):
+            except TimeoutError:
                 return
             if "method" in msg:
                 self.events.append(msg)
@@ -302,6 +316,11 @@ class _Session:
                          links=value["links"], errors=_errors(self.events))
 
 
+def _short(text: str, limit: int = 160) -> str:
+    """Messages can quote whole data: URLs; keep them readable."""
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
 def _errors(events: list[dict]) -> list[str]:
     out = []
     for e in events:
@@ -318,7 +337,7 @@ def _errors(events: list[dict]) -> list[str]:
             out.append(f"log ({entry.get('source')}): {entry.get('text')} {entry.get('url', '')}".rstrip())
         elif method == "Network.loadingFailed" and not p.get("canceled"):
             out.append(f"network: {p.get('errorText')} ({p.get('type', '?')} {p.get('requestId')})")
-    return out
+    return [_short(line) for line in out]
 
 
 # --------------------------------------------------------------------------------------
@@ -346,13 +365,9 @@ def quick_run(tmp_path_factory):
     """One quick auto-mpg run; returns (runs root, report.html)."""
     from mllabs.cli import main
 
-    default_data = Path(__file__).resolve().parents[2] / "shared" / "data"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLLABS_DATA", os.environ.get("MLLABS_DATA") or str(default_data))
-        mp.setenv("MLLABS_OFFLINE", "1")
-        runs = tmp_path_factory.mktemp("browser") / "runs"
-        rc = main(["run", "auto-mpg", "--profile", "quick", "--out", str(runs), "--quiet",
-                   "--set", "epochs=3", "--set", "seeds=2"])
+    runs = tmp_path_factory.mktemp("browser") / "runs"
+    rc = main(["run", "auto-mpg", "--profile", "quick", "--out", str(runs), "--quiet",
+               "--set", "epochs=3", "--set", "seeds=2"])
     assert rc == 0, f"mllabs run exited with {rc}"
     reports = sorted(runs.glob("auto-mpg/*/report.html"))
     assert len(reports) == 1, f"expected one report.html, found {reports}"
@@ -368,12 +383,18 @@ def test_checker_catches_broken_image_and_console_error(browser, tmp_path):
     bad = tmp_path / "bad.html"
     bad.write_text('<!DOCTYPE html><html><head><title>bad</title></head><body><p>bad page</p>'
                    '<img src="data:image/png;base64,AAAA" alt="broken">'
-                   '<script>console.error("x")</script></body></html>', "utf-8")
+                   '<script>console.error("x"); console.warn("only a warning")</script>'
+                   '</body></html>', "utf-8")
     page = browser.check(bad.as_uri())
     assert page.title == "bad" and "bad page" in page.text
     assert len(page.broken_images) == 1, page.images
-    assert any(e.startswith("console.error: x") for e in page.errors), page.errors
-    assert len(page.problems()) >= 2
+    assert page.errors == ["console.error: x"], page.errors
+    assert len(page.problems()) == 2
+
+    missing = tmp_path / "missing.html"
+    missing.write_text('<!DOCTYPE html><title>m</title><p>m</p><img src="nowhere.png">', "utf-8")
+    page = browser.check(missing.as_uri())
+    assert len(page.broken_images) == 1 and any("ERR_FILE_NOT_FOUND" in e for e in page.errors)
 
     thrower = tmp_path / "throw.html"
     thrower.write_text("<!DOCTYPE html><title>t</title><p>t</p>"

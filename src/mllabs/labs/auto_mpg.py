@@ -259,8 +259,9 @@ def describe_data(p: Prepared, rep) -> None:
     rep.table(p.raw.head(8), "The raw table, first 8 rows", columns=RAW_COLUMNS)
     rep.table(p.encoded.head(8), "After dropping unknown horsepower and one-hot encoding origin",
               columns=["mpg"] + FEATURES)
-    rep.text(f"Split (seeded): {len(p.train_idx)} cars train, {len(p.val_idx)} validation (to pick "
-             f"each network's best epoch), {len(p.test_idx)} test. Numeric features are "
+    rep.text(f"Split (seeded; seed 0 is the handout's split): {len(p.train_idx)} cars train, "
+             f"{len(p.val_idx)} validation (watched while training), {len(p.test_idx)} test. "
+             "Numeric features are "
              "standardised with the mean and standard deviation of the training and validation "
              "cars only, so nothing about the test cars leaks into training.")
     rep.table([{"feature": f, "mean": float(m), "std": float(s)}

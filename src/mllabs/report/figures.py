@@ -74,12 +74,11 @@ def heatmap(matrix, row_labels, col_labels, fmt: str = "{:.2f}", cmap: str = "vi
     image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xticks(range(len(col_labels)), labels=col_labels, rotation=45, ha="right")
     ax.set_yticks(range(len(row_labels)), labels=row_labels)
-    span = np.nanmax(matrix) - np.nanmin(matrix) if np.isfinite(matrix).any() else 1.0
-    middle = np.nanmin(matrix) + span / 2 if np.isfinite(matrix).any() else 0.0
     for (i, j), value in np.ndenumerate(matrix):
         text = "—" if not np.isfinite(value) else fmt.format(value)
-        ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                color="white" if (cmap == "viridis") == (value < middle) else "black")
+        red, green, blue, _ = image.cmap(image.norm(value)) if np.isfinite(value) else (1, 1, 1, 1)
+        light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.55  # dark text on light cells
+        ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if light else "white")
     bar = fig.colorbar(image, ax=ax)
     if colorbar_label:
         bar.set_label(colorbar_label)
