@@ -115,3 +115,19 @@ def test_predict_bad_rows_exit_2_with_one_line(finished, tmp_path, capsys, conte
     assert run_cli("predict", run_dir, bad) == 2
     err = capsys.readouterr().err.strip()
     assert fragment in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_divergence_still_writes_the_report(tmp_path, capsys):
+    rc = run_cli("run", "auto-mpg", *QUICK, "--set", "optimizer=sgd", "--set", "lr=50",
+                 "--out", tmp_path, "--json")
+    assert rc == 1  # not completed: a script sees it in the exit status as well as the JSON
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "diverged" and result["metrics"]["diverged_epoch"] >= 1
+    run_dir = tmp_path / "auto-mpg" / next(iter(p.name for p in (tmp_path / "auto-mpg").iterdir()))
+    assert "## Diverged" in (run_dir / "report.md").read_text()
+    assert (run_dir / "report.html").is_file()
+    cars = tmp_path / "cars.csv"
+    cars.write_text("cylinders,displacement,horsepower,weight,acceleration,model_year,origin\n"
+                    "4,97,88,2130,14.5,70,3\n")
+    assert run_cli("predict", run_dir, cars) == 2
+    assert "ended diverged" in capsys.readouterr().err

@@ -99,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mllabs: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug in mllabs, not the user's input
+        if args.debug:
+            raise
+        print(f"mllabs: internal error: {type(exc).__name__}: {exc} (this is a bug in mllabs; "
+              "re-run with --debug for the traceback and report it)", file=sys.stderr)
+        return 1
 
 
 # ---------------------------------------------------------------------------- commands
@@ -124,16 +130,17 @@ def cmd_run(args, argv) -> int:
         results.append(execute(name, profile=args.profile, sets=args.sets, seed=args.seed,
                                device=args.device, out=args.out, data_dir=args.data_dir,
                                progress=not (args.quiet or args.json), command=command))
+    completed = all(r["status"] == "completed" for r in results)
     if args.json:
         print(json.dumps(results if args.lab == "all" else results[0], indent=2))
-        return 0
+        return 0 if completed else 1
     for result in results:
         key = ", ".join(f"{k} = {v:.4g}" for k, v in list(result["metrics"].items())[:3]
                         if isinstance(v, (int, float)))
         print(f"{result['lab']}: {result['status']} in {result['seconds']:.1f} s  {key}")
         print(f"  report: {Path(result['run_dir']) / 'report.html'}")
     print(f"all runs: {args.out / 'index.html'}")
-    return 0 if all(r["status"] == "completed" for r in results) else 1
+    return 0 if completed else 1
 
 
 def cmd_predict(args, argv) -> int:
@@ -142,6 +149,10 @@ def cmd_predict(args, argv) -> int:
 
     config = read_json(args.run_dir / "config.json")
     lab = get_lab(config.get("lab", args.run_dir.parent.name))
+    status = read_json(args.run_dir / "metrics.json").get("status")
+    if status != "completed":
+        raise UserError(f"{args.run_dir} ended {status}, so it has no model to predict with; "
+                        "use a completed run (see runs/index.html)")
     for path in args.inputs:
         if not path.is_file():
             raise UserError(f"{path} does not exist or is not a file")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import platform
 import secrets
@@ -46,7 +47,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    text = json.dumps(obj, indent=2, default=_json_default, allow_nan=False)
+    atomic_write_text(path, text + "\n")
 
 
 def _json_default(obj):
@@ -155,6 +157,9 @@ class Run:
 
     def write_metrics(self, status: str, metrics: dict[str, Any]) -> dict[str, Any]:
         assert status in STATUSES, status
+        # NaN and infinity are not JSON: a value that is not a finite number is written as null
+        metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                   for k, v in metrics.items()}
         result = {"lab": self.lab, "status": status,
                   "seconds": round(time.time() - self.started, 3), "metrics": metrics}
         self.write_json("metrics.json", result)

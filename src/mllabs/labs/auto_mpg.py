@@ -223,6 +223,8 @@ def run(cfg: Config, p: Prepared, ctx) -> tuple[str, dict]:
     linear_pred = np.hstack([x_test, np.ones((len(x_test), 1), np.float32)]) @ coef
     linear = {"mae": float(np.abs(linear_pred - y_test).mean()),
               "mse": float(((linear_pred - y_test) ** 2).mean())}
+    if status == "diverged":
+        return status, describe_divergence(cfg, runs[-1], linear, has_val, runs, rep)
 
     # predict uses the seed whose train/validation run ended best: chosen without the test set
     chosen = min(runs, key=lambda r: r["val_mse"] if np.isfinite(r["val_mse"]) else np.inf)
@@ -248,6 +250,19 @@ def summarise(runs, linear, chosen, cfg) -> dict:
 
 def sample_std(values: np.ndarray) -> float:
     return float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def describe_divergence(cfg: Config, bad: dict, linear: dict, has_val: bool, runs, rep) -> dict:
+    """A diverged run still gets its report: the curves up to the blow-up and what to change."""
+    failed = bad["fit"] if bad["fit"].status == "diverged" else bad["curves"]
+    epoch = len(failed.history)
+    describe_training(cfg, runs, has_val, rep)
+    rep.section("Diverged", f"Seed {bad['seed']}: the loss became NaN or infinite in epoch {epoch}, "
+                "so training stopped there and no network was tested. The learning rate "
+                f"({cfg.lr:g} with {cfg.optimizer}) is too high for this problem: lower it, e.g. "
+                f"--set lr={cfg.lr / 10:g}.")
+    return {"diverged_seed": bad["seed"], "diverged_epoch": epoch,
+            "linear.test_mae": linear["mae"], "linear.test_mse": linear["mse"]}
 
 
 # ---------------------------------------------------------------------------- report
