@@ -14,7 +14,6 @@ import os
 import platform
 import secrets
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -85,7 +84,7 @@ def git_revision() -> str | None:
         return None
 
 
-def environment(seed: int, device: str) -> dict[str, Any]:
+def environment(seed: int, device: str, command: str) -> dict[str, Any]:
     """What a reader needs to reproduce the run: seed, versions, device, threads, revision."""
     import numpy
     import torch
@@ -102,7 +101,7 @@ def environment(seed: int, device: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": platform.machine(),
         "cpu_count": os.cpu_count(),
-        "command": " ".join(["mllabs", *sys.argv[1:]]),
+        "command": command,
     }
     for name in ("pandas", "sklearn", "matplotlib"):
         try:

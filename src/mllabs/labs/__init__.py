@@ -59,11 +59,11 @@ def execute(name: str, *, profile: str = "default", sets: list[str] | None = Non
     run = Run.create(out, name)
     saved = {"lab": name, "profile": profile, **config_to_dict(cfg)}
     run.write_json("config.json", saved)
-    run.write_json("env.json", environment(cfg.seed, str(torch_device)))
+    command = command or f"mllabs run {name} --profile {profile} --seed {cfg.seed}"
+    run.write_json("env.json", environment(cfg.seed, str(torch_device), command))
     seed_everything(cfg.seed)
     ctx = RunContext(run, Report(run, lab.TITLE, lab.SUMMARY), torch_device, progress)
     ctx.log(f"profile {profile}, device {torch_device}, writing {run.path}")
-    command = command or f"mllabs run {name} --profile {profile} --seed {cfg.seed}"
     try:
         status, metrics = lab.run(cfg, data, ctx)
     except KeyboardInterrupt:
