@@ -104,8 +104,8 @@ def test_checkpoints_reload_to_identical_predictions(tmp_path):
     x, y = linear_problem()
     net = model()
     fit(net, (x, y), cfg(epochs=5), loss_fn=mse, val=linear_problem(64, 1), checkpoint_dir=tmp_path,
-        progress=False)
-    assert (tmp_path / "best.pt").exists() and (tmp_path / "last.pt").exists()
+        keep_last=2, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "epoch-0004.pt", "epoch-0005.pt"]
     fresh = MLP(5, (16,), 1)
     fresh.load_state_dict(load_checkpoint(tmp_path / "best.pt")["model"])
     assert torch.equal(predict(net, x), predict(fresh, x))
@@ -125,3 +125,12 @@ def test_checkpoint_with_pickled_code_is_refused(tmp_path):
     torch.save({"model": Sneaky()}, tmp_path / "evil.pt")
     with pytest.raises(UserError, match="cannot load safely|can load safely"):
         load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_stop_rule_and_extra_evaluation_sets():
+    x, y = linear_problem()
+    test = linear_problem(64, 2)
+    result = fit(model(), (x, y), cfg(epochs=10), loss_fn=mse, metrics={"mae": mae}, also={"test": test},
+                 stop_when=lambda history: len(history) == 3, progress=False)
+    assert len(result.history) == 3 and result.stopped_early
+    assert {"test_loss", "test_mae"} <= set(result.history[-1])

@@ -29,6 +29,14 @@ from mllabs.runs import atomic_write_bytes
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (output, target) -> batch mean
 
 
+def accuracy(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (out.argmax(1) == target).float().mean()
+
+
+def cross_entropy(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(out, target)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -122,6 +130,13 @@ def save_checkpoint(path: Path, weights: dict, **extra) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def save_epoch_checkpoint(folder: Path, epoch: int, model: nn.Module, optimizer, keep_last: int) -> None:
+    save_checkpoint(folder / f"epoch-{epoch:04d}.pt", model.state_dict(), epoch=epoch,
+                    optimizer=optimizer.state_dict())
+    for old in sorted(folder.glob("epoch-*.pt"))[:-keep_last]:
+        old.unlink(missing_ok=True)
+
+
 def load_checkpoint(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -167,14 +182,19 @@ class _Progress:
 def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig, *,
         loss_fn: Metric, metrics: dict[str, Metric] | None = None,
         val: tuple[torch.Tensor, torch.Tensor] | None = None, device: torch.device | None = None,
-        checkpoint_dir: Path | None = None, checkpoint_every: int = 1, restore_best: bool = True,
-        progress: bool = True, label: str = "") -> FitResult:
+        also: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+        stop_when: Callable[[list[dict]], bool] | None = None,
+        checkpoint_dir: Path | None = None, checkpoint_every: int = 1, keep_last: int = 3,
+        restore_best: bool = True, progress: bool = True, label: str = "") -> FitResult:
     """Train `model` in place on in-memory tensors and return its per-epoch history.
 
-    The monitored quantity is val_loss when `val` is given, else train_loss. With
-    cfg.patience > 0 training stops after that many epochs without improvement. A loss that
+    The monitored quantity is val_loss when `val` is given, else train_loss. `also` names
+    further sets evaluated every epoch but never monitored (e.g. {"test": ...} for the
+    handouts' per-epoch test curves). With cfg.patience > 0 training stops after that many
+    epochs without improvement; `stop_when(history)` returning True stops it too. A loss that
     turns NaN or infinite stops the run as `diverged`. With restore_best the model ends with
-    the weights of its best epoch; best.pt and last.pt go to `checkpoint_dir` if given.
+    the weights of its best epoch. With `checkpoint_dir`, epoch-NNNN.pt is written every
+    `checkpoint_every` epochs (the last `keep_last` kept) and best.pt at the end.
     """
     device = device or torch.device("cpu")
     metrics = metrics or {}
@@ -212,9 +232,10 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
             means = (sums / n).tolist()
             row: dict = {"epoch": epoch, "train_loss": means[0]}
             row.update({f"train_{k}": v for k, v in zip(metrics, means[1:])})
-            if val is not None:
-                row.update({f"val_{k}": v for k, v in
-                            evaluate(model, val[0], val[1], loss_fn, metrics).items()})
+            sets = ({"val": val} if val is not None else {}) | (also or {})
+            for name, data in sets.items():
+                row.update({f"{name}_{k}": v for k, v in
+                            evaluate(model, data[0], data[1], loss_fn, metrics).items()})
             row["lr"] = optimizer.param_groups[0]["lr"]
             if scheduler is not None:
                 scheduler.step()
@@ -231,18 +252,18 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 since_best += 1
-            if checkpoint_dir and (epoch % checkpoint_every == 0 or epoch == cfg.epochs):
-                save_checkpoint(Path(checkpoint_dir) / "last.pt", model.state_dict(), epoch=epoch,
-                                optimizer=optimizer.state_dict())
-            if cfg.patience and since_best >= cfg.patience:
+            if checkpoint_dir and epoch % checkpoint_every == 0:
+                save_epoch_checkpoint(Path(checkpoint_dir), epoch, model, optimizer, keep_last)
+            if (cfg.patience and since_best >= cfg.patience) or (stop_when and stop_when(result.history)):
                 result.stopped_early = True
                 break
     finally:
         bar.close()
     result.seconds = time.perf_counter() - started
     if checkpoint_dir:
-        save_checkpoint(Path(checkpoint_dir) / "last.pt", model.state_dict(),
-                        epoch=len(result.history), optimizer=optimizer.state_dict())
+        epochs_run = len(result.history)
+        if epochs_run and epochs_run % checkpoint_every:  # the last epoch is always kept
+            save_epoch_checkpoint(Path(checkpoint_dir), epochs_run, model, optimizer, keep_last)
         if best_state is not None:
             save_checkpoint(Path(checkpoint_dir) / "best.pt", best_state, epoch=result.best_epoch)
     if restore_best and best_state is not None:

@@ -24,6 +24,7 @@ from mllabs.train import resolve_device, seed_everything
 
 LABS = {
     "auto-mpg": "mllabs.labs.auto_mpg",
+    "mnist-lenet": "mllabs.labs.mnist_lenet",
 }
 
 

@@ -10,7 +10,7 @@ ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": 
 class MLP(nn.Sequential):
     def __init__(self, in_features: int, hidden: tuple[int, ...], out_features: int,
                  activation: str = "relu", dropout: float = 0.0):
-        layers: list[nn.Module] = []
+        layers: list[nn.Module] = [nn.Flatten()]  # images (N, 1, 28, 28) and tables (N, F) alike
         width = in_features
         for size in hidden:
             layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]

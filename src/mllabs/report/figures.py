@@ -108,3 +108,37 @@ def pair_plot(columns: dict[str, np.ndarray]) -> plt.Figure:
                 ax.set_yticklabels([])
     fig.tight_layout()
     return fig
+
+
+def image_grid(images, titles: list[str], marked: list[bool] | None = None, ncols: int = 10,
+               cmap: str = "gray") -> plt.Figure:
+    """Small images with a title each; marked ones get a red title and frame (e.g. mistakes)."""
+    n = len(images)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.15 * ncols, 1.35 * nrows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if k >= n:
+            ax.set_visible(False)
+            continue
+        ax.imshow(images[k], cmap=cmap if np.ndim(images[k]) == 2 else None)
+        bad = bool(marked[k]) if marked is not None else False
+        ax.set_title(titles[k], fontsize=8, color="#b3261e" if bad else "black")
+        for spine in ax.spines.values():
+            spine.set_color("#b3261e" if bad else "#cccccc")
+            spine.set_linewidth(2.5 if bad else 0.5)
+    fig.tight_layout()
+    return fig
+
+
+def bars(labels, values, ylabel: str, fmt: str = "{:.0f}", ylim=None) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(labels) + 1.5), 3.4))
+    rects = ax.bar([str(x) for x in labels], values, color="#4c72b0")
+    ax.bar_label(rects, labels=[fmt.format(v) for v in values], fontsize=8, padding=2)
+    ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

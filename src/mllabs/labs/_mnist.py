@@ -1,0 +1,96 @@
+"""What the MNIST labs share: tensors, the classifier's report pages, and predict on photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mllabs.data import mnist
+from mllabs.data.digits import prepare_digit
+from mllabs.errors import DataError
+from mllabs.models import summary
+from mllabs.models.cnn import ShallowCNN
+from mllabs.models.lenet import LeNet5
+from mllabs.models.mlp import MLP
+from mllabs.report import figures
+from mllabs.runs import read_json, write_json
+from mllabs.train import load_checkpoint, predict as forward, save_checkpoint
+
+ARCHITECTURES = {"mlp": MLP, "lenet5": LeNet5, "shallow_cnn": ShallowCNN}
+
+
+def split_validation(data: mnist.Mnist, size: int, seed: int):
+    """Hold out `size` training digits (seeded) to choose the best epoch without the test set."""
+    order = np.random.default_rng(seed).permutation(len(data.train_y))
+    return np.sort(order[size:]), np.sort(order[:size])
+
+
+def model_table(rep, model: nn.Module, input_shape: tuple[int, ...], caption: str) -> None:
+    rep.table(summary(model, input_shape), caption)
+
+
+def describe_classifier(rep, model: nn.Module, test_x: torch.Tensor, test_y: np.ndarray,
+                        raw_images: np.ndarray, seed: int) -> dict:
+    """Confusion matrix, per-class accuracy and a grid of test digits; returns the numbers."""
+    probs = torch.softmax(forward(model, test_x), 1).cpu().numpy()
+    pred = probs.argmax(1)
+    cm = np.zeros((10, 10), int)
+    np.add.at(cm, (test_y, pred), 1)
+    per_class = cm.diagonal() / cm.sum(1)
+    rep.figure(figures.heatmap(cm, mnist.CLASSES, mnist.CLASSES, fmt="{:.0f}", cmap="Blues",
+                               colorbar_label="test digits"), "confusion_matrix",
+               "Confusion matrix on the 10,000 test digits: rows are the true digit, columns "
+               "the prediction; everything off the diagonal is a mistake")
+    rep.table([{"digit": d, "test digits": int(cm[d].sum()), "correct": int(cm[d, d]),
+                "accuracy": float(per_class[d]),
+                "most confused with": int(np.argsort(cm[d])[-2]) if cm[d].sum() > cm[d, d] else "—"}
+               for d in range(10)], "Per-class accuracy")
+    rng = np.random.default_rng(seed)
+    wrong = np.flatnonzero(pred != test_y)
+    shown = np.concatenate([rng.choice(len(test_y), 30, replace=False),
+                            rng.choice(wrong, min(10, len(wrong)), replace=False)]).astype(int)
+    rep.figure(figures.image_grid(raw_images[shown],
+                                  [f"{pred[i]} (true {test_y[i]})" if pred[i] != test_y[i]
+                                   else f"{pred[i]}" for i in shown],
+                                  [pred[i] != test_y[i] for i in shown]), "test_digits",
+               "30 random test digits, then 10 the network got wrong (red: prediction, with the "
+               "true digit in brackets)")
+    return {"per_class": per_class, "errors": int(len(wrong))}
+
+
+# ---------------------------------------------------------------------------- predict
+
+def save_classifier(run_dir: Path, model: nn.Module, architecture: str, options: dict,
+                    pad_to: int) -> None:
+    """What predict needs: weights (tensors only) and how to rebuild and feed the network."""
+    save_checkpoint(run_dir / "checkpoints" / "model.pt", model.state_dict())
+    write_json(run_dir / "predict.json", {"architecture": architecture, "options": options,
+                                          "pad_to": pad_to, "classes": mnist.CLASSES})
+
+
+def load_classifier(run_dir: Path) -> tuple[nn.Module, dict]:
+    spec = read_json(Path(run_dir) / "predict.json")
+    model = ARCHITECTURES[spec["architecture"]](**spec["options"])
+    state = load_checkpoint(Path(run_dir) / "checkpoints" / "model.pt")
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as exc:
+        raise DataError(f"{run_dir}/checkpoints/model.pt does not fit the {spec['architecture']} "
+                        f"network ({str(exc).splitlines()[0]}); re-run the lab") from None
+    return model.eval(), spec
+
+
+def predict_digits(run_dir: Path, inputs: list[Path], top: int = 3) -> list[dict]:
+    model, spec = load_classifier(run_dir)
+    digits = np.stack([prepare_digit(p) for p in inputs])  # every file checked before any output
+    probs = torch.softmax(forward(model, mnist.normalise(digits, spec["pad_to"])), 1).numpy()
+    results = []
+    for path, p in zip(inputs, probs):
+        order = np.argsort(p)[::-1][:top]
+        results.append({"input": str(path), "prediction": spec["classes"][order[0]],
+                        "top": [{"label": spec["classes"][k], "probability": round(float(p[k]), 4)}
+                                for k in order]})
+    return results
