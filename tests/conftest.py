@@ -23,3 +23,19 @@ def run_cli(*args: str) -> int:
     from mllabs.cli import main
 
     return main([str(a) for a in args])
+
+
+_NOTES: list[str] = []
+
+
+@pytest.fixture
+def note():
+    """Record a measured figure; pytest prints every note at the end of the run."""
+    return _NOTES.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _NOTES:
+        terminalreporter.section("measured by the tests")
+        for line in _NOTES:
+            terminalreporter.write_line(line)
