@@ -82,3 +82,38 @@ def test_predict_refuses_a_non_image_with_one_line(lenet_run, tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""  # nothing printed for the good file either: inputs checked first
     assert "notes.jpg is not a readable image" in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
+def test_cnn_quick_run_reports_data_look_and_learning_rate(tmp_path, capsys):
+    assert run_cli("run", "mnist-cnn", "--profile", "quick", "--quiet", "--out", tmp_path, "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    m = result["metrics"]
+    assert {"test_accuracy", "train_accuracy", "epochs_run"} <= set(m) and m["test_accuracy"] > 0.5
+    run_dir = tmp_path / "mnist-cnn" / next(p.name for p in (tmp_path / "mnist-cnn").iterdir())
+    figures = {p.name for p in (run_dir / "figures").iterdir()}
+    assert {"label_distribution.png", "training_digits.png", "accuracy_and_lr.png"} <= figures
+    lrs = [float(line.split(",")[-2]) for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
+    assert lrs == pytest.approx([0.01 * 0.9 ** k for k in range(len(lrs))])  # ×0.9 every epoch
+
+
+def test_cnn_stop_rule():
+    from mllabs.labs.mnist_cnn import accuracy_dropped
+
+    assert not accuracy_dropped([{"train_accuracy": 0.9}])
+    assert not accuracy_dropped([{"train_accuracy": 0.9}, {"train_accuracy": 0.95}])
+    assert accuracy_dropped([{"train_accuracy": 0.9}, {"train_accuracy": 0.95}, {"train_accuracy": 0.94}])
+
+
+def test_optimizers_quick_run_compares_and_records_divergence(tmp_path, capsys):
+    assert run_cli("run", "mnist-optimizers", "--profile", "quick", "--quiet", "--out", tmp_path,
+                   "--set", "lrs=1000,0.1", "--set", "optimizers=sgd,adam", "--set", "seeds=2", "--json") == 0
+    m = json.loads(capsys.readouterr().out)["metrics"]
+    assert m["best_optimizer"] in ("sgd", "adam")
+    for name in ("sgd", "adam"):
+        assert {f"{name}.test_accuracy", f"{name}.train_accuracy", f"{name}.best_lr"} <= set(m)
+        assert m[f"{name}.best_lr"] == 0.1  # lr=1000 diverges and can never be chosen
+    run_dir = tmp_path / "mnist-optimizers" / next(p.name for p in (tmp_path / "mnist-optimizers").iterdir())
+    md = (run_dir / "report.md").read_text()
+    assert "diverged" in md and "won at learning rate" in md
+    assert {"accuracy_heatmap.png", "train_accuracy.png", "test_accuracy.png", "loss.png"} <= {
+        p.name for p in (run_dir / "figures").iterdir()}

@@ -25,6 +25,8 @@ from mllabs.train import resolve_device, seed_everything
 LABS = {
     "auto-mpg": "mllabs.labs.auto_mpg",
     "mnist-lenet": "mllabs.labs.mnist_lenet",
+    "mnist-cnn": "mllabs.labs.mnist_cnn",
+    "mnist-optimizers": "mllabs.labs.mnist_optimizers",
 }
 
 

@@ -70,7 +70,9 @@ def histogram(values, xlabel: str, bins: int = 25) -> plt.Figure:
 def heatmap(matrix, row_labels, col_labels, fmt: str = "{:.2f}", cmap: str = "viridis",
             vmin=None, vmax=None, colorbar_label: str = "") -> plt.Figure:
     matrix = np.asarray(matrix, float)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(col_labels), 0.8 + 0.55 * len(row_labels)))
+    label_width = 0.08 * max((len(str(r)) for r in row_labels), default=0)  # inches for row names
+    fig, ax = plt.subplots(figsize=(2.2 + label_width + 0.75 * len(col_labels),
+                                    1.0 + 0.55 * len(row_labels)))
     image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xticks(range(len(col_labels)), labels=col_labels, rotation=45, ha="right")
     ax.set_yticks(range(len(row_labels)), labels=row_labels)

@@ -1,0 +1,125 @@
+"""The handout's shallow CNN on MNIST: look at the data, then one convolution and a dense head,
+trained with a learning rate that decays every epoch and a stop rule on training accuracy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mllabs.config import TrainConfig, option
+from mllabs.data import mnist
+from mllabs.labs import _mnist
+from mllabs.models.cnn import ShallowCNN
+from mllabs.report import figures
+from mllabs.train import accuracy, cross_entropy, evaluate, fit
+
+NAME = "mnist-cnn"
+TITLE = "MNIST with a shallow CNN, learning-rate decay and early stopping"
+SUMMARY_LINE = "one conv layer + dense head on MNIST; per-epoch decay, stop when train accuracy drops"
+SUMMARY = (
+    "The handout's first convolutional network: one 3×3 convolution with 28 filters, a dense layer "
+    "of 128 and the 10 outputs. Before training, a look at the data (is it balanced? what do the "
+    "digits look like?); during training, a learning rate multiplied by a constant every epoch and "
+    "a stop as soon as training accuracy falls below the previous epoch's.")
+
+
+@dataclass
+class Config(TrainConfig):
+    epochs: int = option(5, "at most this many passes (the stop rule may end sooner)", min=1)
+    batch_size: int = option(64, "digits per update", min=1)
+    optimizer: str = option("momentum", "update rule (the handout: sgd)", choices=(
+        "gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
+    lr: float = option(0.01, "initial learning rate (the handout: 0.001)", gt=0.0)
+    schedule: str = option("exponential", "learning-rate schedule", choices=(
+        "constant", "exponential", "piecewise", "cosine"))
+    gamma: float = option(0.9, "exponential schedule: factor per epoch", gt=0.0)
+    filters: int = option(28, "filters of the 3×3 convolution", min=1)
+    hidden: int = option(128, "units of the dense layer", min=1)
+    stop_on_drop: bool = option(True, "stop when training accuracy falls below the previous epoch's")
+    train_size: int = option(0, "use only this many training digits (0: all)", min=0)
+
+
+PROFILES = {
+    "quick": {"epochs": 2, "train_size": 3000, "filters": 8, "hidden": 32},
+    "default": {},
+    "full": {"optimizer": "sgd", "lr": 1e-3, "epochs": 50},
+}
+
+
+def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
+    return mnist.load(data_dir)
+
+
+def accuracy_dropped(history: list[dict]) -> bool:
+    return len(history) >= 2 and history[-1]["train_accuracy"] < history[-2]["train_accuracy"]
+
+
+def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
+    rep = ctx.report
+    look_at_the_data(data, rep, cfg.seed)
+
+    n = cfg.train_size or len(data.train_y)
+    x_train = mnist.normalise(data.train_x[:n])
+    y_train = torch.from_numpy(data.train_y[:n].astype(np.int64))
+    x_test, y_test = mnist.normalise(data.test_x), torch.from_numpy(data.test_y.astype(np.int64))
+
+    torch.manual_seed(cfg.seed)
+    model = ShallowCNN(cfg.filters, cfg.hidden)
+    rep.section("Model", "Almost all the parameters sit in the dense layer after the flatten.")
+    _mnist.model_table(rep, model, (1, 28, 28), "The shallow CNN layer by layer")
+
+    result = fit(model, (x_train, y_train), cfg, loss_fn=cross_entropy, metrics={"accuracy": accuracy},
+                 also={"test": (x_test, y_test)}, device=ctx.device, restore_best=False,
+                 stop_when=accuracy_dropped if cfg.stop_on_drop else None,
+                 checkpoint_dir=ctx.run.checkpoints, keep_last=2,
+                 progress=ctx.progress, label="shallow CNN")
+    ctx.run.write_history(result.history)
+    train = evaluate(model, x_train, y_train, cross_entropy, {"accuracy": accuracy})
+    test = evaluate(model, x_test, y_test, cross_entropy, {"accuracy": accuracy})
+    ctx.log(f"test accuracy {test['accuracy']:.4f} after {len(result.history)} epochs")
+
+    h = result.history
+    epochs = [r["epoch"] for r in h]
+    why = ("training accuracy fell below the previous epoch's, so training stopped there"
+           if result.stopped_early else f"all {cfg.epochs} epochs ran")
+    rep.section("Training", f"{cfg.optimizer}, learning rate {cfg.lr:g} × {cfg.gamma:g} per epoch "
+                f"({cfg.schedule}), batch {cfg.batch_size}: {len(h)} epochs in "
+                f"{result.seconds:.1f} s; {why}. The handout used plain SGD at 0.001, which needs "
+                "many more epochs to reach the same accuracy (`--profile full` runs it).")
+    rep.figure(figures.curves({
+        "accuracy per epoch": {"train (running mean)": (epochs, [r["train_accuracy"] for r in h]),
+                               "test": (epochs, [r["test_accuracy"] for r in h])},
+        "learning rate per epoch": {"learning rate": (epochs, [r["lr"] for r in h])},
+    }), "accuracy_and_lr", "Training and test accuracy per epoch; the learning rate of each epoch")
+    if result.status == "diverged":
+        rep.section("Diverged", f"The loss became NaN in epoch {len(h)}; lower the learning rate.")
+        return "diverged", {"epochs_run": len(h)}
+    rep.section("Results", f"Test accuracy {test['accuracy']:.4f}, training accuracy "
+                f"{train['accuracy']:.4f} (measured after training, on all training digits).")
+    found = _mnist.describe_classifier(rep, model, x_test, data.test_y, data.test_x, cfg.seed)
+    _mnist.save_classifier(ctx.run.path, model, "shallow_cnn",
+                           {"filters": cfg.filters, "hidden": cfg.hidden}, pad_to=28)
+    return result.status, {"test_accuracy": test["accuracy"], "train_accuracy": train["accuracy"],
+                           "test_loss": test["loss"], "epochs_run": len(h),
+                           "test_errors": found["errors"], "train_seconds": result.seconds}
+
+
+def look_at_the_data(data: mnist.Mnist, rep, seed: int) -> None:
+    counts = np.bincount(data.train_y, minlength=10)
+    rep.section("The data", f"Training images {data.train_x.shape} ({data.train_x.dtype}), labels "
+                f"{data.train_y.shape}; test images {data.test_x.shape}. Pixel values 0–255, ink "
+                f"bright on black. The classes are close to balanced: from {counts.min():,} "
+                f"(digit {counts.argmin()}) to {counts.max():,} (digit {counts.argmax()}) "
+                "training images per digit, so plain accuracy is a fair score.")
+    rep.figure(figures.bars(mnist.CLASSES, counts, "training images"), "label_distribution",
+               "How many training images each digit has")
+    shown = np.random.default_rng(seed).choice(len(data.train_y), 30, replace=False)
+    rep.figure(figures.image_grid(data.train_x[shown], [str(data.train_y[i]) for i in shown]),
+               "training_digits", "30 random training digits with their labels")
+
+
+def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
+    return _mnist.predict_digits(run_dir, inputs)
