@@ -115,5 +115,6 @@ def test_optimizers_quick_run_compares_and_records_divergence(tmp_path, capsys):
     run_dir = tmp_path / "mnist-optimizers" / next(p.name for p in (tmp_path / "mnist-optimizers").iterdir())
     md = (run_dir / "report.md").read_text()
     assert "diverged" in md and "won at learning rate" in md
+    assert "The handout's single runs" in md  # Markdown is written unescaped
     assert {"accuracy_heatmap.png", "train_accuracy.png", "test_accuracy.png", "loss.png"} <= {
         p.name for p in (run_dir / "figures").iterdir()}

@@ -78,7 +78,8 @@ class Report:
     def figure(self, fig: plt.Figure, name: str, caption: str) -> Path:
         path = self.run.figures / f"{name}.png"
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
+        # "tight" grows the canvas to whatever sticks out (colorbar labels, outside legends)
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", pad_inches=0.08)
         plt.close(fig)
         atomic_write_bytes(path, buf.getvalue())
         self._add({"kind": "figure", "file": f"figures/{name}.png", "caption": caption})

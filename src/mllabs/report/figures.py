@@ -8,6 +8,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 Series = dict[str, tuple]  # label -> (x, y) or (x, y, y_err)
 
@@ -18,20 +19,34 @@ def curves(panels: dict[str, Series], xlabel: str = "epoch", log_y: bool = False
     n = len(panels)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.6 * nrows), squeeze=False)
+    # many lines: the legend goes beside the plot, where it hides no data
+    outside = max(len(series) for series in panels.values()) > 4
+    width = 5.2 + (2.4 if outside else 0.0)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, 3.6 * nrows), squeeze=False)
+    # a series keeps its colour in every panel it appears in
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    labels = list(dict.fromkeys(label for series in panels.values() for label in series))
+    colour = {label: cycle[i % len(cycle)] for i, label in enumerate(labels)}
     for ax, (title, series) in zip(axes.flat, panels.items()):
         for label, data in series.items():
             x, y = np.asarray(data[0]), np.asarray(data[1], dtype=float)
-            (line,) = ax.plot(x, y, label=label, linewidth=1.4)
+            # with few epochs, dots show each measured point (one epoch is otherwise invisible)
+            (line,) = ax.plot(x, y, label=label, color=colour[label], linewidth=1.4,
+                              marker="o" if len(x) <= 12 else None, markersize=3)
             if len(data) > 2 and data[2] is not None:
                 err = np.asarray(data[2], dtype=float)
                 ax.fill_between(x, y - err, y + err, color=line.get_color(), alpha=0.2, linewidth=0)
         ax.set_title(title)
         ax.set_xlabel(xlabel)
+        if xlabel == "epoch":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         if log_y:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if outside:
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+        else:
+            ax.legend(fontsize=8)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     fig.tight_layout()
@@ -68,7 +83,8 @@ def histogram(values, xlabel: str, bins: int = 25) -> plt.Figure:
 
 
 def heatmap(matrix, row_labels, col_labels, fmt: str = "{:.2f}", cmap: str = "viridis",
-            vmin=None, vmax=None, colorbar_label: str = "") -> plt.Figure:
+            vmin=None, vmax=None, colorbar_label: str = "", xlabel: str = "",
+            ylabel: str = "") -> plt.Figure:
     matrix = np.asarray(matrix, float)
     label_width = 0.08 * max((len(str(r)) for r in row_labels), default=0)  # inches for row names
     fig, ax = plt.subplots(figsize=(2.2 + label_width + 0.75 * len(col_labels),
@@ -76,6 +92,8 @@ def heatmap(matrix, row_labels, col_labels, fmt: str = "{:.2f}", cmap: str = "vi
     image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xticks(range(len(col_labels)), labels=col_labels, rotation=45, ha="right")
     ax.set_yticks(range(len(row_labels)), labels=row_labels)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     for (i, j), value in np.ndenumerate(matrix):
         text = "—" if not np.isfinite(value) else fmt.format(value)
         red, green, blue, _ = image.cmap(image.norm(value)) if np.isfinite(value) else (1, 1, 1, 1)

@@ -16,7 +16,9 @@ from mllabs.runs import atomic_write_text, read_json
 _env = jinja2.Environment(
     loader=jinja2.FunctionLoader(
         lambda name: resources.files("mllabs.report").joinpath("templates", name).read_text("utf-8")),
-    autoescape=jinja2.select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
+    # HTML is escaped; Markdown is not (an apostrophe must stay an apostrophe in report.md)
+    autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
+    trim_blocks=True, lstrip_blocks=True)
 
 
 def _flat_metrics(metrics: dict) -> list[tuple[str, str]]:
