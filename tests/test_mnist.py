@@ -94,6 +94,8 @@ def test_cnn_quick_run_reports_data_look_and_learning_rate(tmp_path, capsys):
     assert {"label_distribution.png", "training_digits.png", "accuracy_and_lr.png"} <= figures
     lrs = [float(line.split(",")[-2]) for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
     assert lrs == pytest.approx([0.01 * 0.9 ** k for k in range(len(lrs))])  # ×0.9 every epoch
+    # the report says why the default is not the handout's SGD at 0.001, from this run's decay
+    assert "0.001 / (1 − 0.9) = 0.01" in (run_dir / "report.md").read_text()
 
 
 def test_cnn_stop_rule():
