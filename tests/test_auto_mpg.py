@@ -131,3 +131,14 @@ def test_divergence_still_writes_the_report(tmp_path, capsys):
                     "4,97,88,2130,14.5,70,3\n")
     assert run_cli("predict", run_dir, cars) == 2
     assert "ended diverged" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--values", "4,97,88,2130,14.5,70,3"], "predicts from files, not from --values"),
+    ([], "nothing to predict: pass INPUT files"),
+])
+def test_predict_needs_files_for_a_file_lab(finished, capsys, extra, fragment):
+    _, run_dir = finished
+    assert run_cli("predict", run_dir, *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1

@@ -56,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     pred = sub.add_parser("predict", help="predict with a finished run on your own files")
     pred.add_argument("run_dir", type=Path, help="a run directory made by `mllabs run`")
-    pred.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="input file(s)")
+    pred.add_argument("inputs", type=Path, nargs="*", metavar="INPUT", help="input file(s)")
+    pred.add_argument("--values", metavar="V1,V2,...",
+                      help="one input typed as comma-separated numbers, for labs that take a row "
+                           "of features (boston-housing)")
     pred.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
     pred.add_argument("--output", type=Path, help="also write the predictions to this CSV file")
 
@@ -153,10 +156,20 @@ def cmd_predict(args, argv) -> int:
     if status != "completed":
         raise UserError(f"{args.run_dir} ended {status}, so it has no model to predict with; "
                         "use a completed run (see runs/index.html)")
-    for path in args.inputs:
-        if not path.is_file():
-            raise UserError(f"{path} does not exist or is not a file")
-    results = lab.predict(args.run_dir, args.inputs)
+    if args.values is not None:
+        if not hasattr(lab, "predict_values"):
+            raise UserError(f"{lab.NAME} predicts from files, not from --values; pass INPUT files")
+        if args.inputs:
+            raise UserError("give either INPUT files or --values, not both")
+        results = lab.predict_values(args.run_dir, args.values)
+    else:
+        if not args.inputs:
+            raise UserError("nothing to predict: pass INPUT files"
+                            + (" or --values" if hasattr(lab, "predict_values") else ""))
+        for path in args.inputs:
+            if not path.is_file():
+                raise UserError(f"{path} does not exist or is not a file")
+        results = lab.predict(args.run_dir, args.inputs)
     if args.output:
         write_predictions_csv(args.output, results)
     if args.json:

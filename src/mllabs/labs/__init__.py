@@ -27,6 +27,7 @@ LABS = {
     "mnist-lenet": "mllabs.labs.mnist_lenet",
     "mnist-cnn": "mllabs.labs.mnist_cnn",
     "mnist-optimizers": "mllabs.labs.mnist_optimizers",
+    "bike-sharing": "mllabs.labs.bike_sharing",
 }
 
 
