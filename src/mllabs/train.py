@@ -27,6 +27,8 @@ from mllabs.errors import UserError
 from mllabs.runs import atomic_write_bytes
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (output, target) -> batch mean
+# (stored batch, training?) -> model input; e.g. uint8 photos -> augmented, normalised floats
+BatchTransform = Callable[[torch.Tensor, bool], torch.Tensor]
 
 
 def accuracy(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -105,17 +107,23 @@ class FitResult:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int | None = None,
+            transform: BatchTransform | None = None) -> torch.Tensor:
     model.eval()
     device = next(model.parameters()).device
-    outs = [model(x[i:i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
+    batch_size = batch_size or (128 if transform else 4096)  # photos: keep activations small
+    outs = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size].to(device)
+        outs.append(model(transform(xb, False) if transform else xb))
     return torch.cat(outs) if outs else torch.empty(0)
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Metric,
-             metrics: dict[str, Metric] | None = None, batch_size: int = 4096) -> dict[str, float]:
-    out = predict(model, x, batch_size)
+             metrics: dict[str, Metric] | None = None, batch_size: int | None = None,
+             transform: BatchTransform | None = None) -> dict[str, float]:
+    out = predict(model, x, batch_size, transform)
     y = y.to(out.device)
     result = {"loss": float(loss_fn(out, y))}
     for name, fn in (metrics or {}).items():
@@ -185,7 +193,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
         also: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
         stop_when: Callable[[list[dict]], bool] | None = None,
         checkpoint_dir: Path | None = None, checkpoint_every: int = 1, keep_last: int = 3,
-        restore_best: bool = True, progress: bool = True, label: str = "") -> FitResult:
+        restore_best: bool = True, progress: bool = True, label: str = "",
+        batch_transform: BatchTransform | None = None) -> FitResult:
     """Train `model` in place on in-memory tensors and return its per-epoch history.
 
     The monitored quantity is val_loss when `val` is given, else train_loss. `also` names
@@ -195,6 +204,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
     turns NaN or infinite stops the run as `diverged`. With restore_best the model ends with
     the weights of its best epoch. With `checkpoint_dir`, epoch-NNNN.pt is written every
     `checkpoint_every` epochs (the last `keep_last` kept) and best.pt at the end.
+    `batch_transform(batch, training)` turns each stored batch into the model's input (photos
+    are stored as uint8 and augmented batch by batch); evaluation calls it with training=False.
     """
     device = device or torch.device("cpu")
     metrics = metrics or {}
@@ -220,7 +231,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
             for start in range(0, n, batch_size):
                 idx = order[start:start + batch_size]
                 xb, yb = x[idx], y[idx]
-                out = model(xb)
+                out = model(batch_transform(xb, True) if batch_transform else xb)
                 loss = loss_fn(out, yb)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -235,7 +246,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
             sets = ({"val": val} if val is not None else {}) | (also or {})
             for name, data in sets.items():
                 row.update({f"{name}_{k}": v for k, v in
-                            evaluate(model, data[0], data[1], loss_fn, metrics).items()})
+                            evaluate(model, data[0], data[1], loss_fn, metrics,
+                                     transform=batch_transform).items()})
             row["lr"] = optimizer.param_groups[0]["lr"]
             if scheduler is not None:
                 scheduler.step()

@@ -6,6 +6,10 @@ Unreadable files are skipped and returned by name so the lab can warn and report
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,9 +86,58 @@ def read_image_folder(root: str | Path, size: int) -> ImageFolder:
             continue
         labels.append(label)
         paths.append(path)
-    if skipped:
-        names = ", ".join(p.name for p, _ in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
-        warnings.warn(f"skipped {len(skipped)} unreadable image(s) in {root}: {names}", stacklevel=2)
+    _warn_skipped(Path(root), skipped)
     if not images:
         raise DataError(f"no readable images in {root}")
     return ImageFolder(np.stack(images), np.asarray(labels, dtype=np.int64), classes, paths, skipped)
+
+
+def folder_key(root: Path, items: list[tuple[Path, int]], size: int) -> str:
+    """Names, byte sizes and modification times of every photo, and the decode size: a changed,
+    added or removed photo gives a new key, so a stale cache is never read."""
+    digest = hashlib.sha256(f"v1 {size}\n".encode())
+    for path, label in items:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}\t{label}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def cached_image_folder(root: str | Path, size: int, cache_dir: Path | None = None) -> tuple[ImageFolder, dict]:
+    """read_image_folder() once per folder and size; afterwards the decoded uint8 array is read
+    back from the cache (one .npz) and no JPEG is decoded again. Returns the folder and what
+    happened: {"cache": "hit"|"miss", "seconds": ..., "file": ...}."""
+    from mllabs.data.store import cache_root
+    from mllabs.runs import atomic_write_bytes
+
+    root = Path(root)
+    started = time.perf_counter()
+    classes, items = list_classes(root)
+    file = (cache_dir or cache_root() / "decoded") / f"{root.name}-{size}px-{folder_key(root, items, size)}.npz"
+    if file.is_file():
+        try:
+            with np.load(file, allow_pickle=False) as saved:
+                meta = json.loads(str(saved["meta"]))
+                folder = ImageFolder(saved["images"], saved["labels"], meta["classes"],
+                                     [root / p for p in meta["paths"]],
+                                     [(root / p, why) for p, why in meta["skipped"]])
+            _warn_skipped(root, folder.skipped)
+            return folder, {"cache": "hit", "seconds": time.perf_counter() - started, "file": str(file)}
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable cache file: decode again and overwrite it
+    folder = read_image_folder(root, size)
+    meta = {"classes": folder.classes, "paths": [str(p.relative_to(root)) for p in folder.paths],
+            "skipped": [[str(p.relative_to(root)), why] for p, why in folder.skipped]}
+    buf = io.BytesIO()
+    np.savez(buf, images=folder.images, labels=folder.labels, meta=np.array(json.dumps(meta)))
+    try:
+        atomic_write_bytes(file, buf.getvalue())
+    except OSError as exc:  # a read-only cache costs speed, not the run
+        warnings.warn(f"could not write the image cache {file} ({exc.strerror}); photos will be "
+                      "decoded again next time", stacklevel=2)
+    return folder, {"cache": "miss", "seconds": time.perf_counter() - started, "file": str(file)}
+
+
+def _warn_skipped(root: Path, skipped: list[tuple[Path, str]]) -> None:
+    if skipped:
+        names = ", ".join(p.name for p, _ in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        warnings.warn(f"skipped {len(skipped)} unreadable image(s) in {root}: {names}", stacklevel=3)

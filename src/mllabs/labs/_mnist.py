@@ -15,7 +15,7 @@ from mllabs.models import summary
 from mllabs.models.cnn import ShallowCNN
 from mllabs.models.lenet import LeNet5
 from mllabs.models.mlp import MLP
-from mllabs.report import figures
+from mllabs.report.classifier import describe_classifier as report_classifier
 from mllabs.runs import read_json, write_json
 from mllabs.train import load_checkpoint, predict as forward, save_checkpoint
 
@@ -36,29 +36,7 @@ def describe_classifier(rep, model: nn.Module, test_x: torch.Tensor, test_y: np.
                         raw_images: np.ndarray, seed: int) -> dict:
     """Confusion matrix, per-class accuracy and a grid of test digits; returns the numbers."""
     probs = torch.softmax(forward(model, test_x), 1).cpu().numpy()
-    pred = probs.argmax(1)
-    cm = np.zeros((10, 10), int)
-    np.add.at(cm, (test_y, pred), 1)
-    per_class = cm.diagonal() / cm.sum(1)
-    rep.figure(figures.heatmap(cm, mnist.CLASSES, mnist.CLASSES, fmt="{:.0f}", cmap="Blues",
-                               colorbar_label="test digits"), "confusion_matrix",
-               "Confusion matrix on the 10,000 test digits: rows are the true digit, columns "
-               "the prediction; everything off the diagonal is a mistake")
-    rep.table([{"digit": d, "test digits": int(cm[d].sum()), "correct": int(cm[d, d]),
-                "accuracy": float(per_class[d]),
-                "most confused with": int(np.argsort(cm[d])[-2]) if cm[d].sum() > cm[d, d] else "—"}
-               for d in range(10)], "Per-class accuracy")
-    rng = np.random.default_rng(seed)
-    wrong = np.flatnonzero(pred != test_y)
-    shown = np.concatenate([rng.choice(len(test_y), 30, replace=False),
-                            rng.choice(wrong, min(10, len(wrong)), replace=False)]).astype(int)
-    rep.figure(figures.image_grid(raw_images[shown],
-                                  [f"{pred[i]} (true {test_y[i]})" if pred[i] != test_y[i]
-                                   else f"{pred[i]}" for i in shown],
-                                  [pred[i] != test_y[i] for i in shown]), "test_digits",
-               "30 random test digits, then 10 the network got wrong (red: prediction, with the "
-               "true digit in brackets)")
-    return {"per_class": per_class, "errors": int(len(wrong))}
+    return report_classifier(rep, probs, test_y, mnist.CLASSES, raw_images, seed, what="digits")
 
 
 # ---------------------------------------------------------------------------- predict
