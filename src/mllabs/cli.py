@@ -178,6 +178,7 @@ def cmd_predict(args, argv) -> int:
         for r in results:
             top = r.get("top")
             extra = "  " + ", ".join(f"{t['label']} {t['probability']:.3f}" for t in top) if top else ""
+            extra += "".join(f"\t{v}" for k, v in r.items() if k not in ("input", "prediction", "top"))
             print(f"{r['input']}\t{r['prediction']}{extra}")
         if args.output:
             print(f"wrote {args.output}", file=sys.stderr)
@@ -189,8 +190,11 @@ def write_predictions_csv(path: Path, results: list[dict]) -> None:
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["input", "prediction"])
-    writer.writerows([[r["input"], r["prediction"]] for r in results])
+    # input, prediction, then whatever else the lab says of each input (cluster segment, table)
+    columns = ["input", "prediction"] + list(dict.fromkeys(
+        k for r in results for k in r if k not in ("input", "prediction", "top")))
+    writer.writerow(columns)
+    writer.writerows([[r.get(c, "") for c in columns] for r in results])
     atomic_write_text(path, buf.getvalue())
 
 
@@ -213,12 +217,15 @@ def cmd_config(args, argv) -> int:
     cfg = build_config(lab.Config, lab.PROFILES, args.profile)
     hints = typing.get_type_hints(lab.Config)
     print(f"{args.lab} — profile {args.profile}; change with --set KEY=VALUE")
-    for f in field_specs(lab.Config):
+    fields = field_specs(lab.Config)
+    width = max(len(f.name) for f in fields)
+    for f in fields:
         value = getattr(cfg, f.name)
         shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
         choices = f.metadata.get("choices")
-        extra = f" [{'|'.join(choices)}]" if choices else ""
-        print(f"  {f.name:<14} {str(shown):<10} {_type_name(hints[f.name]):<16} "
+        shown_choices = [c if c != "" else '""' for c in choices or ()]  # "" = unset
+        extra = f" [{'|'.join(shown_choices)}]" if choices else ""
+        print(f"  {f.name:<{width}} {str(shown):<10} {_type_name(hints[f.name]):<16} "
               f"{f.metadata.get('help', '')}{extra}")
     return 0
 

@@ -28,6 +28,7 @@ LABS = {
     "mnist-cnn": "mllabs.labs.mnist_cnn",
     "mnist-optimizers": "mllabs.labs.mnist_optimizers",
     "bike-sharing": "mllabs.labs.bike_sharing",
+    "car-clustering": "mllabs.labs.car_clustering",
 }
 
 
