@@ -60,6 +60,8 @@ def test_report_contains_the_lab_tables(finished):
         assert text in md, text
     html = (run_dir / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5 and "src=\"figures/" not in html
+    # the Markdown in report text becomes HTML there (the command in backticks is code)
+    assert "<code>mllabs predict RUN_DIR cars.csv</code>" in html and "`mllabs predict" not in html
 
 
 def test_report_re_renders(finished, capsys):

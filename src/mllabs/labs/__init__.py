@@ -29,6 +29,7 @@ LABS = {
     "mnist-optimizers": "mllabs.labs.mnist_optimizers",
     "bike-sharing": "mllabs.labs.bike_sharing",
     "car-clustering": "mllabs.labs.car_clustering",
+    "boston-housing": "mllabs.labs.boston_housing",
 }
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from importlib import resources
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup, escape
 
 from mllabs.errors import UserError
 from mllabs.runs import atomic_write_text, read_json
@@ -19,6 +21,20 @@ _env = jinja2.Environment(
     # HTML is escaped; Markdown is not (an apostrophe must stay an apostrophe in report.md)
     autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
     trim_blocks=True, lstrip_blocks=True)
+
+
+_CODE = re.compile(r"`([^`]+)`")
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+
+
+def inline_markdown(text: str) -> Markup:
+    """The little Markdown report text uses (`code`, **bold**) as HTML; everything else escaped."""
+    html = str(escape(text))
+    html = _CODE.sub(r"<code>\1</code>", html)
+    return Markup(_BOLD.sub(r"<strong>\1</strong>", html))
+
+
+_env.filters["md"] = inline_markdown
 
 
 def _flat_metrics(metrics: dict) -> list[tuple[str, str]]:
