@@ -30,6 +30,7 @@ LABS = {
     "bike-sharing": "mllabs.labs.bike_sharing",
     "car-clustering": "mllabs.labs.car_clustering",
     "boston-housing": "mllabs.labs.boston_housing",
+    "flowers": "mllabs.labs.flowers",
 }
 
 

@@ -1,4 +1,5 @@
-"""The shallow CNN of the MNIST handout: one convolution, then a dense classifier."""
+"""The shallow CNN of the MNIST handout (one convolution, then a dense classifier), and the
+plain CNN of the flowers lab (conv-BN-ReLU-pool blocks, then a dense head)."""
 
 from __future__ import annotations
 
@@ -12,3 +13,37 @@ class ShallowCNN(nn.Sequential):
         super().__init__(
             nn.Conv2d(1, filters, 3), nn.ReLU(), nn.Flatten(),
             nn.Linear(filters * 26 * 26, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+
+class PlainCNN(nn.Module):
+    """The flowers lab's plain CNN: blocks of conv 3×3 (same padding) → batch norm → ReLU →
+    max pool 2×2, then global average pooling, dropout and one linear layer.
+
+    Each block halves the resolution and (by default) doubles the channels: 32, 64, 128, 256.
+    The average pool makes any input size work; from 32 px up, four blocks leave at least 2×2.
+    """
+
+    def __init__(self, num_classes: int, widths: tuple[int, ...] = (32, 64, 128, 256),
+                 dropout: float = 0.3, in_channels: int = 3):
+        super().__init__()
+        blocks, cin = [], in_channels
+        for width in widths:
+            blocks.append(nn.Sequential(nn.Conv2d(cin, width, 3, padding=1, bias=False),
+                                        nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+                                        nn.MaxPool2d(2)))
+            cin = width
+        self.features = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin, num_classes))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        """The layer Grad-CAM looks at: the last block's ReLU, i.e. the last convolutional
+        features before their final pooling (twice the resolution of the block's output)."""
+        return self.features[-1][2]
+
+    def forward(self, x):
+        return self.head(self.pool(self.features(x)))

@@ -1,0 +1,92 @@
+"""flowers on the real photos at a tiny size: both models and the plain ablation train, the
+report compares them, the decoded photos are cached, predict reads a user's photo."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+
+TINY = ["--profile", "quick", "--set", "models=cnn,resnet18,plain18", "--set", "image_size=32",
+        "--set", "limit=150", "--set", "epochs=1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """Two runs against a fresh image cache: the first decodes, the second reads the cache."""
+    out = tmp_path_factory.mktemp("flowers")
+    before = os.environ.get("MLLABS_CACHE")
+    os.environ["MLLABS_CACHE"] = str(out / "cache")
+    try:
+        from mllabs.cli import main
+
+        for name in ("first", "second"):
+            assert main(["run", "flowers", *TINY, "--out", str(out / name)]) == 0
+    finally:
+        if before is None:
+            os.environ.pop("MLLABS_CACHE")
+        else:
+            os.environ["MLLABS_CACHE"] = before
+    runs = [next((out / name / "flowers").iterdir()) for name in ("first", "second")]
+    return runs
+
+
+def test_both_models_and_the_ablation_are_compared(tiny_run):
+    run_dir = tiny_run[0]
+    result = json.loads((run_dir / "metrics.json").read_text())
+    m = result["metrics"]
+    assert result["status"] == "completed"
+    assert m["resnet.model"] == "resnet18" and 0 <= m["cnn.test_accuracy"] <= 1
+    for name in ("cnn", "resnet18", "plain18"):
+        assert m[f"{name}.seconds_per_epoch"] > 0 and m[f"{name}.params"] > 0 and m[f"{name}.macs"] > 0
+    assert m["resnet18.params"] > m["plain18.params"] > m["cnn.params"]  # plain18: no downsample paths
+    md = (run_dir / "report.md").read_text()
+    assert "Same depth and layers, with and without skip connections" in md
+    figures = {p.name for p in (run_dir / "figures").iterdir()}
+    assert {"curves.png", "grad_cam.png", "augmentation.png", "cnn_confusion_matrix.png",
+            "resnet18_confusion_matrix.png", "plain18_confusion_matrix.png"} <= figures
+
+
+def test_second_run_reads_the_decoded_photos_from_the_cache(tiny_run):
+    first, second = ((r / "report.md").read_text() for r in tiny_run)
+    assert "decoded the JPEGs" in first and "read it from the cache" in second
+    # the same photos, split and seed: the same numbers in every epoch (time aside)
+    histories = []
+    for r in tiny_run:
+        with open(r / "history.csv") as fh:
+            histories.append([{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)])
+    assert histories[0] and histories[0] == histories[1]
+
+
+def test_split_is_stratified_and_disjoint():
+    from mllabs.labs.flowers import stratified_split
+
+    labels = np.repeat(np.arange(5), [633, 898, 641, 699, 799])
+    parts = stratified_split(labels, 0.15, 0.15, seed=0)
+    together = np.concatenate(list(parts.values()))
+    assert len(together) == len(labels) == len(np.unique(together))
+    for c in range(5):
+        share = (labels[parts["test"]] == c).sum() / (labels == c).sum()
+        assert abs(share - 0.15) < 0.005
+
+
+def test_predict_reads_any_photo_and_rejects_a_non_image(tiny_run, data_root, tmp_path, capsys):
+    run_dir = tiny_run[0]
+    photo = next((data_root / "flowers" / "flower_photos" / "tulips").iterdir())
+    Image.open(photo).convert("L").resize((333, 201)).save(tmp_path / "grey.png")  # other size, mode, format
+    assert run_cli("predict", run_dir, photo, tmp_path / "grey.png", "--json") == 0
+    answers = json.loads(capsys.readouterr().out)
+    classes = {"daisy", "dandelion", "roses", "sunflowers", "tulips"}
+    for a in answers:
+        assert len(a["top"]) == 3 and {t["label"] for t in a["top"]} <= classes
+        assert a["prediction"] == a["top"][0]["label"] and sum(t["probability"] for t in a["top"]) <= 1.0001
+    (tmp_path / "notes.jpg").write_text("this is not a photo")
+    assert run_cli("predict", run_dir, tmp_path / "notes.jpg") == 2
+    err = capsys.readouterr().err.strip()
+    assert "notes.jpg is not a readable image" in err and len(err.splitlines()) == 1
