@@ -24,7 +24,7 @@ from mllabs.data.images import cached_image_folder, load_image
 from mllabs.errors import DataError
 from mllabs.models import count_macs, summary
 from mllabs.models.gradcam import cam_layer, grad_cam, overlay
-from mllabs.models.resnet import build, load_pretrained
+from mllabs.models.resnet import MODELS, build, load_pretrained
 from mllabs.report import figures
 from mllabs.report.classifier import describe_classifier
 from mllabs.runs import read_json, write_json
@@ -39,7 +39,7 @@ SUMMARY = (
     "and budget; the report compares their size, operations, accuracy and time, where each "
     "goes wrong, and with Grad-CAM which part of the photo each one looks at.")
 
-ARCHITECTURES = ("cnn", "resnet18", "resnet34", "resnet50", "plain18", "plain34")
+ARCHITECTURES = MODELS  # cnn, resnet18/34/50, plain18/34
 
 
 @dataclass
@@ -49,8 +49,8 @@ class Config(TrainConfig):
     model: str = option("", "train only this one network (overrides models)",
                         choices=("",) + ARCHITECTURES)
     image_size: int = option(96, "photos are decoded and resized to this many pixels a side", min=32)
-    epochs: int = option(20, "passes over the training photos, the same for every model", min=1)
-    batch_size: int = option(64, "photos per update", min=1)
+    epochs: int = option(30, "passes over the training photos, the same for every model", min=1)
+    batch_size: int = option(32, "photos per update", min=1)
     optimizer: str = option("adamw", "update rule", choices=(
         "gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
     lr: float = option(2e-3, "peak learning rate", gt=0.0)
@@ -137,7 +137,7 @@ def run(cfg: Config, photos: Photos, ctx) -> tuple[str, dict]:
         torch.manual_seed(cfg.seed)
         model = build(name, len(photos.classes))
         if cfg.pretrained and name.startswith("resnet"):
-            ctx.log(load_pretrained(model, name))
+            ctx.log(str(load_pretrained(model, name)))
         batches = PhotoBatches(cfg.image_size, augment=cfg.augment, seed=cfg.seed)
         result = fit(model, sets["train"], cfg, loss_fn=loss_fn, metrics={"accuracy": accuracy},
                      val=sets["val"], device=ctx.device, restore_best=True, batch_transform=batches,
