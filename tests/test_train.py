@@ -134,3 +134,18 @@ def test_stop_rule_and_extra_evaluation_sets():
                  stop_when=lambda history: len(history) == 3, progress=False)
     assert len(result.history) == 3 and result.stopped_early
     assert {"test_loss", "test_mae"} <= set(result.history[-1])
+
+
+def test_after_backward_sees_every_update_with_gradients_in_place():
+    x, y = linear_problem()
+    seen = []
+
+    def look(net, epoch):
+        grads = [p.grad for p in net.parameters()]
+        assert all(g is not None for g in grads)  # called before the update clears nothing
+        seen.append((epoch, float(sum(g.abs().sum() for g in grads))))
+
+    result = fit(model(), (x, y), cfg(epochs=3), loss_fn=mse, progress=False, after_backward=look)
+    assert len(seen) == result.updates == 3 * 8
+    assert [e for e, _ in seen] == [1] * 8 + [2] * 8 + [3] * 8
+    assert all(g > 0 for _, g in seen)

@@ -194,7 +194,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
         stop_when: Callable[[list[dict]], bool] | None = None,
         checkpoint_dir: Path | None = None, checkpoint_every: int = 1, keep_last: int = 3,
         restore_best: bool = True, progress: bool = True, label: str = "",
-        batch_transform: BatchTransform | None = None) -> FitResult:
+        batch_transform: BatchTransform | None = None,
+        after_backward: Callable[[nn.Module, int], None] | None = None) -> FitResult:
     """Train `model` in place on in-memory tensors and return its per-epoch history.
 
     The monitored quantity is val_loss when `val` is given, else train_loss. `also` names
@@ -206,6 +207,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
     `checkpoint_every` epochs (the last `keep_last` kept) and best.pt at the end.
     `batch_transform(batch, training)` turns each stored batch into the model's input (photos
     are stored as uint8 and augmented batch by batch); evaluation calls it with training=False.
+    `after_backward(model, epoch)` is called after every backward pass, before the update, while
+    the gradients are there to look at (the activations lab records their size per layer).
     """
     device = device or torch.device("cpu")
     metrics = metrics or {}
@@ -235,6 +238,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
                 loss = loss_fn(out, yb)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if after_backward is not None:
+                    after_backward(model, epoch)
                 optimizer.step()
                 with torch.no_grad():
                     parts = [loss.detach()] + [fn(out.detach(), yb) for fn in metrics.values()]

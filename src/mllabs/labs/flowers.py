@@ -49,7 +49,7 @@ class Config(TrainConfig):
     model: str = option("", "train only this one network (overrides models)",
                         choices=("",) + ARCHITECTURES)
     image_size: int = option(96, "photos are decoded and resized to this many pixels a side", min=32)
-    epochs: int = option(30, "passes over the training photos, the same for every model", min=1)
+    epochs: int = option(40, "passes over the training photos, the same for every model", min=1)
     batch_size: int = option(32, "photos per update", min=1)
     optimizer: str = option("adamw", "update rule", choices=(
         "gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
@@ -61,6 +61,8 @@ class Config(TrainConfig):
     augment: bool = option(True, "random resized crop, flip and colour jitter while training")
     val_fraction: float = option(0.15, "share of each class held out to pick the best epoch", gt=0.0)
     test_fraction: float = option(0.15, "share of each class held out for the test set", gt=0.0)
+    zero_init_residual: bool = option(True, "start each residual block as the identity (last batch "
+                                      "norm of the block at zero)")
     pretrained: bool = option(False, "start ResNets from ImageNet weights (downloaded once; needs internet)")
     limit: int = option(0, "use only this many photos, stratified (0: all)", min=0)
     cam_photos: int = option(4, "test photos shown with Grad-CAM heatmaps", min=0)
@@ -135,7 +137,8 @@ def run(cfg: Config, photos: Photos, ctx) -> tuple[str, dict]:
     trained, metrics, status = {}, {}, "completed"
     for name in names:
         torch.manual_seed(cfg.seed)
-        model = build(name, len(photos.classes))
+        model = build(name, len(photos.classes), zero_init_residual=cfg.zero_init_residual)
+        model.to(memory_format=torch.channels_last)  # matches PhotoBatches' output layout
         if cfg.pretrained and name.startswith("resnet"):
             ctx.log(str(load_pretrained(model, name)))
         batches = PhotoBatches(cfg.image_size, augment=cfg.augment, seed=cfg.seed)
@@ -233,7 +236,7 @@ def describe_comparison(cfg: Config, trained: dict, rep) -> None:
             for n, t in trained.items()]
     rep.section("The models side by side", comparison_text(cfg, trained))
     rep.table(rows, f"Each model after {cfg.epochs} epochs at {cfg.image_size} px (weights of the "
-              "epoch with the best validation accuracy); multiply-adds for one photo")
+              "epoch with the lowest validation loss); multiply-adds for one photo")
     panels = {"accuracy": {}, "loss": {}}
     for n, t in trained.items():
         epochs = [r["epoch"] for r in t["history"]]

@@ -179,14 +179,17 @@ ARCHITECTURES: dict[str, tuple[type[BasicBlock], tuple[int, ...], bool]] = {
 MODELS = ("cnn", *ARCHITECTURES)
 
 
-def build(name: str, num_classes: int) -> nn.Module:
-    """A freshly initialised network by name: cnn, resnet18/34/50 or plain18/34."""
+def build(name: str, num_classes: int, zero_init_residual: bool = False) -> nn.Module:
+    """A freshly initialised network by name: cnn, resnet18/34/50 or plain18/34.
+
+    `zero_init_residual` applies to the ResNets only (the CNN and the plain twins have no
+    identity path to start from) and is ignored for them."""
     if name == "cnn":
         return PlainCNN(num_classes)
     if name not in ARCHITECTURES:
         raise UserError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     block, layers, skip = ARCHITECTURES[name]
-    return ResNet(block, layers, num_classes, skip=skip)
+    return ResNet(block, layers, num_classes, skip=skip, zero_init_residual=zero_init_residual and skip)
 
 
 # ------------------------------------------------------------------------ pretrained weights
