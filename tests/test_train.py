@@ -149,3 +149,15 @@ def test_after_backward_sees_every_update_with_gradients_in_place():
     assert len(seen) == result.updates == 3 * 8
     assert [e for e, _ in seen] == [1] * 8 + [2] * 8 + [3] * 8
     assert all(g > 0 for _, g in seen)
+
+
+def test_onecycle_steps_every_update_warms_up_then_anneals():
+    x, y = linear_problem(64)  # 2 updates per epoch at batch 32
+    result = fit(model(), (x, y), cfg(optimizer="nesterov", lr=0.1, epochs=10, schedule="onecycle"),
+                 loss_fn=mse, progress=False)
+    lrs = [r["lr"] for r in result.history]
+    peak = lrs.index(max(lrs))
+    assert 0 < peak < 9  # up, then down
+    assert lrs[:peak + 1] == sorted(lrs[:peak + 1]) and lrs[peak:] == sorted(lrs[peak:], reverse=True)
+    assert max(lrs) <= 0.1 + 1e-9 and lrs[-1] < 0.02 * max(lrs)
+    assert result.status == "completed" and result.updates == 20

@@ -12,6 +12,7 @@ import io
 import json
 import shlex
 import sys
+import textwrap
 from pathlib import Path
 
 from mllabs import __version__
@@ -24,6 +25,8 @@ EPILOG = """examples:
   mllabs run all                           # every lab, default profile
   mllabs predict runs/auto-mpg/<run> cars.csv
   mllabs config auto-mpg                   # the keys --set accepts
+  mllabs summary mnist-lenet               # the network layer by layer, with operation counts
+  mllabs ops conv --input 10,3,224,224 --out-channels 64 --kernel 3 --padding 1
   mllabs data verify
 """
 
@@ -69,6 +72,69 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="show a lab's config keys, types and profile values")
     cfg.add_argument("lab")
     cfg.add_argument("--profile", default="default", choices=("quick", "default", "full"))
+
+    summ = sub.add_parser(
+        "summary", help="a lab's network(s) layer by layer: shapes, parameters, operation counts",
+        description="Build the lab's network(s) for the profile and --set values (no data, no "
+                    "training) and print, per layer, the output shape, parameters, "
+                    "multiplications, additions and comparisons for one sample, with totals.",
+        epilog="example:\n  mllabs summary mnist-cnn --profile quick --set filters=16",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    summ.add_argument("lab", help="lab name (see `mllabs list`)")
+    summ.add_argument("--profile", default="default", choices=("quick", "default", "full"))
+    summ.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a config value (repeatable)")
+    summ.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+    ops = sub.add_parser(
+        "ops", help="multiplications and additions of one layer, with the working",
+        description="How many multiplications and additions one layer performs on a batch, "
+                    "worked out step by step: output shape, cost per output element, totals, "
+                    "parameters.",
+        epilog="examples:\n"
+               "  mllabs ops conv --input 10,3,224,224 --out-channels 64 --kernel 3 --stride 1 "
+               "--padding 1\n"
+               "  mllabs ops conv --input 10,3,224,224 --out-channels 64 --kernel 3 --padding 1 "
+               "--no-bias\n"
+               "  mllabs ops dense --input 10,512 --out-features 10\n"
+               "  mllabs ops pool --input 10,64,112,112 --kernel 2 --stride 2 --kind max",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ops_sub = ops.add_subparsers(dest="layer", metavar="LAYER")
+    ops_sub.required = True
+    raw = argparse.RawDescriptionHelpFormatter
+    conv = ops_sub.add_parser(
+        "conv", help="a 2-D convolution", formatter_class=raw,
+        description="Multiplications and additions of a 2-D convolution on a batch: each output "
+                    "element is C_in/groups·k_h·k_w products summed (+1 addition for the bias).",
+        epilog="example:\n  mllabs ops conv --input 10,3,224,224 --out-channels 64 --kernel 3 "
+               "--stride 1 --padding 1\n  (10×64×224×224 outputs, 27 × and 27 + each: "
+               "867,041,280 of each; 1,792 parameters)")
+    conv.add_argument("--input", required=True, metavar="N,C,H,W", help="batch, channels, height, width")
+    conv.add_argument("--out-channels", required=True, type=int, metavar="C_OUT", help="number of filters")
+    conv.add_argument("--kernel", required=True, metavar="K[,KW]", help="kernel size (square, or height,width)")
+    conv.add_argument("--stride", default="1", metavar="S[,SW]", help="(default: 1)")
+    conv.add_argument("--padding", default="0", metavar="P[,PW]", help="zeros added on each side (default: 0)")
+    conv.add_argument("--groups", type=int, default=1, help="channel groups (default: 1)")
+    conv.add_argument("--no-bias", action="store_true", help="a convolution without bias")
+    dense = ops_sub.add_parser(
+        "dense", help="a fully connected layer", formatter_class=raw,
+        description="Multiplications and additions of a fully connected layer on a batch.",
+        epilog="example:\n  mllabs ops dense --input 10,512 --out-features 10 --no-bias")
+    dense.add_argument("--input", required=True, metavar="N,F", help="batch, input features")
+    dense.add_argument("--out-features", required=True, type=int, metavar="OUT")
+    dense.add_argument("--no-bias", action="store_true", help="a layer without bias")
+    pool = ops_sub.add_parser(
+        "pool", help="max or average pooling", formatter_class=raw,
+        description="Comparisons (max) or additions and multiplications (average) of a pooling "
+                    "layer on a batch.",
+        epilog="example:\n  mllabs ops pool --input 10,64,112,112 --kernel 2 --stride 2 --kind max")
+    pool.add_argument("--input", required=True, metavar="N,C,H,W", help="batch, channels, height, width")
+    pool.add_argument("--kernel", required=True, metavar="K[,KW]", help="window size")
+    pool.add_argument("--stride", metavar="S[,SW]", help="(default: the window size)")
+    pool.add_argument("--padding", default="0", metavar="P[,PW]", help="(default: 0)")
+    pool.add_argument("--kind", default="max", choices=("max", "avg"), help="(default: max)")
+    for p in (conv, dense, pool):
+        p.add_argument("--json", action="store_true", help="print the counts as JSON")
 
     data = sub.add_parser("data", help="list, verify, locate or fetch the datasets")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
@@ -230,6 +296,81 @@ def cmd_config(args, argv) -> int:
     return 0
 
 
+def cmd_summary(args, argv) -> int:
+    from mllabs.config import build_config
+    from mllabs.labs import get_lab, lab_networks
+    from mllabs.models.ops import CONVENTIONS
+
+    lab = get_lab(args.lab)
+    cfg = build_config(lab.Config, lab.PROFILES, args.profile, args.sets)
+    tables = lab_networks(lab, cfg)
+    if args.json:
+        print(json.dumps([{"network": name, "input": list(shape), "rows": rows}
+                          for name, shape, rows in tables], indent=2))
+        return 0
+    for name, shape, rows in tables:
+        print(f"{name}: input {'×'.join(map(str, shape))} (one sample)")
+        print(text_table(rows))
+        print()
+    print(textwrap.fill(CONVENTIONS, 100))
+    return 0
+
+
+def text_table(rows: list[dict]) -> str:
+    """Fixed-width columns: text left-aligned, numbers right-aligned with thousands commas."""
+    columns = list(rows[0])
+    cells = [[f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    numeric = [isinstance(rows[0][c], int) for c in columns]
+
+    def line(values):
+        return "  ".join(v.rjust(w) if num else v.ljust(w)
+                         for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(columns), rule, *map(line, cells[:-1]), rule, line(cells[-1])])
+
+
+def cmd_ops(args, argv) -> int:
+    from mllabs.models import ops
+
+    if args.layer == "conv":
+        result = ops.conv2d(_numbers(args.input, "--input"), args.out_channels,
+                            _pair(args.kernel, "--kernel"), _pair(args.stride, "--stride"),
+                            _pair(args.padding, "--padding", zero=True), args.groups,
+                            bias=not args.no_bias)
+    elif args.layer == "dense":
+        result = ops.dense(_numbers(args.input, "--input"), args.out_features,
+                           bias=not args.no_bias)
+    else:
+        result = ops.pool2d(_numbers(args.input, "--input"), _pair(args.kernel, "--kernel"),
+                            _pair(args.stride, "--stride") if args.stride else None,
+                            _pair(args.padding, "--padding", zero=True), args.kind)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else "\n".join(result.working))
+    return 0
+
+
+def _numbers(text: str, option: str, zero: bool = False) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"{option} {text!r} is not a comma-separated list of whole numbers, "
+                        "e.g. 10,3,224,224") from None
+    bad = [v for v in values if v < 0 or (v == 0 and not zero)]
+    if bad:
+        raise UserError(f"{option} {text!r} holds {bad[0]}; sizes must be "
+                        + ("0 or more" if zero else "positive"))
+    return values
+
+
+def _pair(text: str, option: str, zero: bool = False) -> tuple[int, int]:
+    """One number for both height and width, or two (height,width)."""
+    values = _numbers(text, option, zero)
+    if len(values) not in (1, 2):
+        raise UserError(f"{option} takes one number or two (height,width), got {text!r}")
+    return (values[0], values[-1])
+
+
 def cmd_data(args, argv) -> int:
     from mllabs import data
 
@@ -277,7 +418,7 @@ def cmd_data(args, argv) -> int:
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "predict": cmd_predict, "report": cmd_report,
-            "config": cmd_config, "data": cmd_data}
+            "config": cmd_config, "data": cmd_data, "summary": cmd_summary, "ops": cmd_ops}
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -47,7 +47,7 @@ class TrainConfig(LabConfig):
     lr: float = option(1e-3, "learning rate", gt=0.0)
     weight_decay: float = option(0.0, "L2 penalty (decoupled for adamw)", min=0.0)
     schedule: str = option("constant", "learning-rate schedule", choices=(
-        "constant", "exponential", "piecewise", "cosine"))
+        "constant", "exponential", "piecewise", "cosine", "onecycle"))
     gamma: float = option(0.95, "exponential schedule: factor per epoch", gt=0.0)
     milestones: tuple[int, ...] = option((), "piecewise schedule: epochs where lr is multiplied by factor")
     factor: float = option(0.1, "piecewise schedule: multiplier at each milestone", gt=0.0)

@@ -81,19 +81,37 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> t
                     "rmsprop, adam or adamw")
 
 
-def make_scheduler(cfg: TrainConfig, optimizer):
-    """Per-epoch learning-rate schedule, or None for a constant rate."""
+def make_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int = 1):
+    """The learning-rate schedule, or None for a constant rate.
+
+    Every schedule steps once per epoch except onecycle, which steps after every update
+    (`scheduler.per_update` is True): it warms up from lr/25 to lr over the first 30 % of the
+    updates, then anneals to nearly zero, which is what lets a short budget go far.
+    """
+    per_update = False
     if cfg.schedule == "constant":
         return None
     if cfg.schedule == "exponential":
-        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.gamma)
-    if cfg.schedule == "piecewise":
+        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.gamma)
+    elif cfg.schedule == "piecewise":
         if not cfg.milestones:
             raise UserError("schedule=piecewise needs milestones, e.g. --set milestones=30,60")
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.factor)
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-    raise UserError(f"unknown schedule {cfg.schedule!r}; choose constant, exponential, piecewise or cosine")
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.factor)
+    elif cfg.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    elif cfg.schedule == "onecycle":
+        # momentum cycling only where there is a momentum to cycle (SGD's, or Adam's beta1)
+        group = optimizer.param_groups[0]
+        cycle = bool(group.get("momentum")) or "betas" in group
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.3,
+            cycle_momentum=cycle)
+        per_update = True
+    else:
+        raise UserError(f"unknown schedule {cfg.schedule!r}; choose constant, exponential, piecewise, "
+                        "cosine or onecycle")
+    scheduler.per_update = per_update
+    return scheduler
 
 
 @dataclass
@@ -219,7 +237,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
         raise UserError("the training set is empty; check the data and the split settings")
     batch_size = n if cfg.optimizer == "gd" else min(cfg.batch_size, n)
     optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
-    scheduler = make_scheduler(cfg, optimizer)
+    scheduler = make_scheduler(cfg, optimizer, steps_per_epoch=math.ceil(n / batch_size))
     shuffle = torch.Generator().manual_seed(cfg.seed)
     result = FitResult()
     best_value, best_state, since_best = math.inf, None, 0
@@ -241,6 +259,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
                 if after_backward is not None:
                     after_backward(model, epoch)
                 optimizer.step()
+                if scheduler is not None and scheduler.per_update:
+                    scheduler.step()
                 with torch.no_grad():
                     parts = [loss.detach()] + [fn(out.detach(), yb) for fn in metrics.values()]
                     sums += torch.stack(parts) * len(idx)
@@ -253,8 +273,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
                 row.update({f"{name}_{k}": v for k, v in
                             evaluate(model, data[0], data[1], loss_fn, metrics,
                                      transform=batch_transform).items()})
-            row["lr"] = optimizer.param_groups[0]["lr"]
-            if scheduler is not None:
+            row["lr"] = optimizer.param_groups[0]["lr"]  # onecycle: the rate the epoch ended at
+            if scheduler is not None and not scheduler.per_update:
                 scheduler.step()
             row["seconds"] = time.perf_counter() - tick
             result.history.append(row)

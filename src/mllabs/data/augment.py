@@ -1,4 +1,5 @@
-"""Photo batches for training: uint8 (N, H, W, 3) in, normalised float (N, 3, S, S) out.
+"""Batches for training: photos (uint8 (N, H, W, 3) in, normalised float (N, 3, S, S) out) and
+digits (standardised (N, 1, 28, 28), moved, turned and scaled a little).
 
 Augmentation works on the whole batch at once: one affine grid per photo does the random
 resized crop and the horizontal flip in a single grid_sample, and the colour jitter is three
@@ -65,6 +66,47 @@ def colour_jitter(x: torch.Tensor, generator: torch.Generator, strength: float =
     grey = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
     x = (x - grey) * factor() + grey
     return x.clamp_(0.0, 1.0)
+
+
+def random_affine(x: torch.Tensor, generator: torch.Generator, degrees: float = 10.0,
+                  shift: float = 0.1, scale: float = 0.1) -> torch.Tensor:
+    """Rotate each image by up to ±`degrees`, move it by up to ±`shift` of its side and scale
+    it by 1 ± `scale`, all in one affine grid per image (the digits lab's augmentation).
+
+    The border is extended outward, so a standardised digit keeps its background value."""
+    n = x.shape[0]
+
+    def uniform(limit):
+        return (torch.rand(n, generator=generator) * 2 - 1) * limit
+
+    angle = uniform(math.radians(degrees))
+    zoom = 1 + uniform(scale)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.zeros(n, 2, 3)
+    # grid coordinates run from -1 to 1, so a shift of s of the side is 2s in them
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 0, 2] = cos, -sin, uniform(2 * shift)
+    theta[:, 1, 0], theta[:, 1, 1], theta[:, 1, 2] = sin, cos, uniform(2 * shift)
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+@dataclass
+class DigitBatches:
+    """fit()'s batch_transform for standardised digit tensors: a random affine while training,
+    the digits unchanged otherwise."""
+
+    degrees: float = 10.0
+    shift: float = 0.1
+    scale: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self):
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def __call__(self, batch: torch.Tensor, training: bool) -> torch.Tensor:
+        if training:
+            batch = random_affine(batch, self.generator, self.degrees, self.shift, self.scale)
+        return batch.contiguous(memory_format=torch.channels_last)
 
 
 @dataclass

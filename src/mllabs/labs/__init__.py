@@ -4,6 +4,9 @@ A lab module defines NAME, TITLE, SUMMARY, a Config dataclass with PROFILES, and
   prepare(cfg, data_dir) -> data       load and check inputs (before any run directory exists)
   run(cfg, data, ctx) -> (status, metrics)   train, evaluate, fill ctx.report
   predict(run_dir, inputs) -> list[dict]     {"input", "prediction"[, "top"]} per input
+and, if it trains neural networks,
+  networks(cfg) -> {name: (model, input_shape)}   freshly built, input shape of one sample;
+                                                  every report then ends with their layer tables
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ LABS = {
     "mnist-lenet": "mllabs.labs.mnist_lenet",
     "mnist-cnn": "mllabs.labs.mnist_cnn",
     "mnist-optimizers": "mllabs.labs.mnist_optimizers",
+    "mnist-best": "mllabs.labs.mnist_best",
     "bike-sharing": "mllabs.labs.bike_sharing",
     "car-clustering": "mllabs.labs.car_clustering",
     "boston-housing": "mllabs.labs.boston_housing",
@@ -73,6 +77,8 @@ def execute(name: str, *, profile: str = "default", sets: list[str] | None = Non
     ctx.log(f"profile {profile}, device {torch_device}, writing {run.path}")
     try:
         status, metrics = lab.run(cfg, data, ctx)
+        if hasattr(lab, "networks"):
+            network_section(ctx.report, lab_networks(lab, cfg))
     except KeyboardInterrupt:
         _finish(run, ctx.report, "interrupted", {}, command)
         raise
@@ -84,6 +90,30 @@ def execute(name: str, *, profile: str = "default", sets: list[str] | None = Non
         raise
     result = _finish(run, ctx.report, status, metrics, command)
     return {**result, "run_dir": str(run.path)}
+
+
+def lab_networks(lab: ModuleType, cfg) -> list[tuple[str, tuple[int, ...], list[dict]]]:
+    """(name, input shape, summary rows) for each network the lab trains."""
+    from mllabs.models import summary
+
+    if not hasattr(lab, "networks"):
+        with_one = [n for n in LABS if hasattr(get_lab(n), "networks")]
+        raise UserError(f"{lab.NAME} has no neural network to summarise; labs with one: "
+                        f"{', '.join(with_one)}")
+    # building a network draws its initial weights; keep the lab's random stream untouched
+    with torch.random.fork_rng(devices=[]):
+        return [(name, tuple(shape), summary(model, tuple(shape)))
+                for name, (model, shape) in lab.networks(cfg).items()]
+
+
+def network_section(report: Report, tables) -> None:
+    """The same layer table in every report: one per network, counted per sample."""
+    from mllabs.models.ops import CONVENTIONS
+
+    report.section("The network, layer by layer", CONVENTIONS)
+    for name, shape, rows in tables:
+        report.table(rows, f"{name}: input {'×'.join(map(str, shape))} per sample; output "
+                     "shape, parameters and operation counts per layer, totals in the last row")
 
 
 def _finish(run: Run, report: Report, status: str, metrics: dict, command: str) -> dict:

@@ -11,25 +11,20 @@ from torch import nn
 from mllabs.data import mnist
 from mllabs.data.digits import prepare_digit
 from mllabs.errors import DataError
-from mllabs.models import summary
-from mllabs.models.cnn import ShallowCNN
+from mllabs.models.cnn import DigitNet, ShallowCNN
 from mllabs.models.lenet import LeNet5
 from mllabs.models.mlp import MLP
 from mllabs.report.classifier import describe_classifier as report_classifier
 from mllabs.runs import read_json, write_json
 from mllabs.train import load_checkpoint, predict as forward, save_checkpoint
 
-ARCHITECTURES = {"mlp": MLP, "lenet5": LeNet5, "shallow_cnn": ShallowCNN}
+ARCHITECTURES = {"mlp": MLP, "lenet5": LeNet5, "shallow_cnn": ShallowCNN, "digitnet": DigitNet}
 
 
 def split_validation(data: mnist.Mnist, size: int, seed: int):
     """Hold out `size` training digits (seeded) to choose the best epoch without the test set."""
     order = np.random.default_rng(seed).permutation(len(data.train_y))
     return np.sort(order[size:]), np.sort(order[:size])
-
-
-def model_table(rep, model: nn.Module, input_shape: tuple[int, ...], caption: str) -> None:
-    rep.table(summary(model, input_shape), caption)
 
 
 def describe_classifier(rep, model: nn.Module, test_x: torch.Tensor, test_y: np.ndarray,

@@ -158,6 +158,10 @@ def build_model(hidden, activation: str, dropout: float) -> nn.Module:
     return MLP(len(FEATURES), tuple(hidden), 1, activation, dropout)
 
 
+def networks(cfg: Config) -> dict:
+    return {"network": (build_model(cfg.hidden, cfg.activation, cfg.dropout), (len(FEATURES),))}
+
+
 def mse_loss(out, target):
     return ((out - target) ** 2).mean()
 

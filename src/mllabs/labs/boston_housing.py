@@ -160,6 +160,12 @@ def train_torch(init: dict, x: np.ndarray, y: np.ndarray, cfg: Config, device: t
     return model, history
 
 
+def networks(cfg: Config) -> dict:
+    """The PyTorch network only: the NumPy ones are arrays, not modules, and do the same
+    arithmetic (the linear one exactly this; the quadratic one 2 × and 1 + more per feature)."""
+    return {"PyTorch linear": (nn.Linear(len(FEATURES), 1, dtype=torch.float64), (len(FEATURES),))}
+
+
 def least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The exact minimiser of the training MSE: solve [x 1]·θ ≈ y; θ = (w, b)."""
     design = np.hstack([x, np.ones((len(x), 1))])

@@ -49,6 +49,10 @@ PROFILES = {
 }
 
 
+def networks(cfg: Config) -> dict:
+    return {"shallow CNN": (ShallowCNN(cfg.filters, cfg.hidden), (1, 28, 28))}
+
+
 def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
     return mnist.load(data_dir)
 
@@ -68,8 +72,8 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
 
     torch.manual_seed(cfg.seed)
     model = ShallowCNN(cfg.filters, cfg.hidden)
-    rep.section("Model", "Almost all the parameters sit in the dense layer after the flatten.")
-    _mnist.model_table(rep, model, (1, 28, 28), "The shallow CNN layer by layer")
+    rep.section("Model", "Almost all the parameters sit in the dense layer after the flatten "
+                "(see the layer table at the end of the report).")
 
     result = fit(model, (x_train, y_train), cfg, loss_fn=cross_entropy, metrics={"accuracy": accuracy},
                  also={"test": (x_test, y_test)}, device=ctx.device, restore_best=False,

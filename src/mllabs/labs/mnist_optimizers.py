@@ -67,6 +67,10 @@ PROFILES = {
 }
 
 
+def networks(cfg: Config) -> dict:
+    return {"MLP": (MLP(784, cfg.hidden, 10), (1, 28, 28))}
+
+
 def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
     return mnist.load(data_dir)
 
@@ -80,7 +84,6 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
                               (data.train_x[train_idx], data.train_x[val_idx], data.test_x))
     y_train, y_val, y_test = (torch.from_numpy(a.astype(np.int64)) for a in
                               (data.train_y[train_idx], data.train_y[val_idx], data.test_y))
-    example = MLP(784, cfg.hidden, 10)
     rep.section("Setup", f"Network 784 → {' → '.join(map(str, cfg.hidden))} → 10 (ReLU), the same "
                 f"for every optimizer. {len(train_idx):,} training digits, {len(val_idx):,} held out "
                 f"to choose the learning rate, the 10,000 test digits read only to report. Every run: "
@@ -89,7 +92,6 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
                 f"schedule, weight decay {cfg.weight_decay:g} (AdamW: {cfg.adamw_decay:g}, decoupled). "
                 f"Grid: learning rates "
                 f"{', '.join(f'{lr:g}' for lr in cfg.lrs)} × seeds {cfg.seed}…{cfg.seed + cfg.seeds - 1}.")
-    _mnist.model_table(rep, example, (1, 28, 28), "The network layer by layer")
 
     grid: dict[tuple[str, float], list[dict]] = {}
     total, done = len(cfg.optimizers) * len(cfg.lrs) * cfg.seeds, 0

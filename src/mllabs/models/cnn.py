@@ -47,3 +47,33 @@ class PlainCNN(nn.Module):
 
     def forward(self, x):
         return self.head(self.pool(self.features(x)))
+
+
+class DigitNet(nn.Module):
+    """The small, fast CNN of mnist-best: stages of conv 3×3 → batch norm → ReLU (`depth` per
+    stage), a 2×2 max pool between stages, global average pooling, dropout, one linear layer.
+
+    With the default widths (32, 64, 128) at 28×28 the stages see 28, 14 and 7 px; batch norm
+    is what lets a one-cycle schedule use a large learning rate from the first epochs.
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128), depth: int = 1,
+                 dropout: float = 0.1, num_classes: int = 10):
+        super().__init__()
+        layers, cin = [], 1
+        for k, width in enumerate(widths):
+            if k:
+                layers.append(nn.MaxPool2d(2))
+            for _ in range(depth):
+                layers += [nn.Conv2d(cin, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                           nn.ReLU(inplace=True)]
+                cin = width
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
+                                  nn.Linear(cin, num_classes))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        return self.head(self.features(x))

@@ -1,0 +1,63 @@
+"""mnist-best: the recipe lab (batch norm, augmentation, one-cycle) on a slice of the real MNIST."""
+
+import json
+
+import numpy as np
+import torch
+
+from conftest import run_cli
+from digit_images import render_digits
+from mllabs.data.augment import DigitBatches, random_affine
+from mllabs.models.cnn import DigitNet
+
+
+def test_quick_run_trains_every_seed_and_reports_mean_and_best(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert run_cli("run", "mnist-best", "--profile", "quick", "--quiet", "--out", out) == 0
+    (run_dir,) = (out / "mnist-best").iterdir()
+    result = json.loads((run_dir / "metrics.json").read_text())
+    m = result["metrics"]
+    assert result["status"] == "completed"
+    assert m["test_accuracy"] > 0.7  # 4,000 digits, 2 epochs; the default profile reaches 99.5 %
+    assert m["best_test_accuracy"] >= m["test_accuracy"] and m["best_seed"] in (0, 1)
+    history = (run_dir / "history.csv").read_text().splitlines()
+    assert history[0].startswith("seed,epoch") and len(history) == 1 + 2 * 2  # 2 seeds × 2 epochs
+    md = (run_dir / "report.md").read_text()
+    for text in ("What goes into the result", "onecycle", "mean ± std", "Every seed"):
+        assert text in md, text
+    assert {"augmentation.png", "curves.png", "confusion_matrix.png"} <= {p.name for p in (run_dir / "figures").iterdir()}
+    made = render_digits(tmp_path / "digits", per_digit=1)
+    capsys.readouterr()  # the run's summary lines
+    assert run_cli("predict", run_dir, *[p for p, _ in made], "--json") == 0
+    results = json.loads(capsys.readouterr().out)
+    assert len(results) == len(made) and all(len(r["top"]) == 3 for r in results)
+
+
+def test_random_affine_moves_digits_but_keeps_background_and_ink():
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((64, 1, 28, 28), -0.5)
+    x[:, :, 8:20, 12:16] = 2.5  # a bar of ink
+    y = random_affine(x, g, degrees=15, shift=0.1, scale=0.1)
+    assert y.shape == x.shape
+    assert not torch.allclose(y, x)  # something moved
+    corners = y[:, :, [0, 0, -1, -1], [0, -1, 0, -1]]
+    assert torch.allclose(corners, torch.tensor(-0.5))  # border extended: background stays background
+    ink = (y > 1.0).float().sum(dim=(1, 2, 3))
+    assert (ink > 0.5 * 48).all() and (ink < 2.0 * 48).all()  # ink neither vanishes nor smears
+
+
+def test_digit_batches_leave_evaluation_untouched_and_follow_the_seed():
+    x = torch.randn(8, 1, 28, 28)
+    assert torch.equal(DigitBatches(seed=1)(x, False), x)
+    assert torch.equal(DigitBatches(seed=1)(x, True), DigitBatches(seed=1)(x, True))
+    assert not torch.equal(DigitBatches(seed=1)(x, True), DigitBatches(seed=2)(x, True))
+    assert DigitBatches(degrees=0, shift=0, scale=0)(x, True).sub(x).abs().max() < 1e-5
+
+
+def test_digitnet_shapes_and_widths():
+    net = DigitNet((8, 16, 32), depth=2)
+    assert net(torch.zeros(5, 1, 28, 28)).shape == (5, 10)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [8, 8, 16, 16, 32, 32]
+    assert np.isclose(sum(p.numel() for p in net.parameters()),
+                      sum(c.weight.numel() for c in convs) + 2 * (8 + 8 + 16 + 16 + 32 + 32) + 32 * 10 + 10)
