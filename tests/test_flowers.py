@@ -65,7 +65,7 @@ def test_second_run_reads_the_decoded_photos_from_the_cache(tiny_run):
 
 
 def test_split_is_stratified_and_disjoint():
-    from mllabs.labs.flowers import stratified_split
+    from mllabs.labs._photos import stratified_split
 
     labels = np.repeat(np.arange(5), [633, 898, 641, 699, 799])
     parts = stratified_split(labels, 0.15, 0.15, seed=0)

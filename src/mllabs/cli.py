@@ -187,13 +187,16 @@ def cmd_list(args, argv) -> int:
 
 
 def cmd_run(args, argv) -> int:
-    from mllabs.labs import LABS, execute
+    from mllabs.labs import LABS, execute, get_lab
 
     names = list(LABS) if args.lab == "all" else [args.lab]
     if args.lab == "all" and args.sets:
         raise UserError("--set applies to one lab; run the lab by name to override its config")
-    results = []
+    results, skipped = [], []
     for name in names:
+        if args.lab == "all" and getattr(get_lab(name), "USER_DATA", False):
+            skipped.append(name)  # its data is the user's to bring; `all` cannot supply it
+            continue
         command = "mllabs " + shlex.join(["run", name, *argv[argv.index(args.lab) + 1:]]
                                          if args.lab == "all" else argv)
         results.append(execute(name, profile=args.profile, sets=args.sets, seed=args.seed,
@@ -208,6 +211,8 @@ def cmd_run(args, argv) -> int:
                         if isinstance(v, (int, float)))
         print(f"{result['lab']}: {result['status']} in {result['seconds']:.1f} s  {key}")
         print(f"  report: {Path(result['run_dir']) / 'report.html'}")
+    for name in skipped:
+        print(f"{name}: skipped (it needs your own data: mllabs run {name} --data-dir PATH)")
     print(f"all runs: {args.out / 'index.html'}")
     return 0 if completed else 1
 

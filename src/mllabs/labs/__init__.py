@@ -35,6 +35,7 @@ LABS = {
     "car-clustering": "mllabs.labs.car_clustering",
     "boston-housing": "mllabs.labs.boston_housing",
     "flowers": "mllabs.labs.flowers",
+    "eye-screening": "mllabs.labs.eye_screening",
 }
 
 

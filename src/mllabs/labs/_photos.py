@@ -1,0 +1,318 @@
+"""What the photo labs (flowers, eye-screening) share: a config of the training budget, photos
+decoded once and split by class, the loop that trains every network on the same split, the
+report pages that compare them (side by side, mistakes, Grad-CAM), and predict on photo files.
+
+A lab supplies what differs: where its photos come from, how a network is built by name, and
+the prose of its report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mllabs.config import TrainConfig, option
+from mllabs.data.augment import MEAN, STD, PhotoBatches
+from mllabs.data.images import ImageFolder, load_image
+from mllabs.errors import DataError
+from mllabs.models import count_macs
+from mllabs.models.gradcam import cam_layer, grad_cam, overlay
+from mllabs.report import figures
+from mllabs.report.classifier import describe_classifier
+from mllabs.runs import read_json, write_json
+from mllabs.train import fit, load_checkpoint, save_checkpoint
+from mllabs.train import predict as forward
+
+OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+
+
+@dataclass
+class PhotoConfig(TrainConfig):
+    """The fields both photo labs have, with the flowers lab's defaults; a lab redefines the
+    ones it sets differently (a redefined field keeps its place in `mllabs config`)."""
+
+    models: tuple[str, ...] = option((), "networks trained and compared, in order")
+    model: str = option("", "train only this one network (overrides models)")
+    image_size: int = option(96, "photos are decoded and resized to this many pixels a side", min=32)
+    epochs: int = option(40, "passes over the training photos, the same for every model", min=1)
+    batch_size: int = option(32, "photos per update", min=1)
+    optimizer: str = option("adamw", "update rule", choices=OPTIMIZERS)
+    lr: float = option(2e-3, "peak learning rate", gt=0.0)
+    weight_decay: float = option(0.05, "weight decay (decoupled for adamw)", min=0.0)
+    schedule: str = option("cosine", "learning-rate schedule (piecewise: × factor at each milestone)",
+                           choices=("constant", "exponential", "piecewise", "cosine"))
+    label_smoothing: float = option(0.1, "share of each target spread over the other classes", min=0.0)
+    augment: bool = option(True, "random resized crop, flip and colour jitter while training")
+    val_fraction: float = option(0.15, "share of each class held out to pick the best epoch", gt=0.0)
+    test_fraction: float = option(0.15, "share of each class held out for the test set", gt=0.0)
+    zero_init_residual: bool = option(True, "start each residual block as the identity (last batch "
+                                      "norm of the block at zero)")
+    pretrained: bool = option(False, "start ResNets from ImageNet weights (downloaded once; needs internet)")
+    limit: int = option(0, "use only this many photos, stratified (0: all)", min=0)
+    cam_photos: int = option(4, "test photos shown with Grad-CAM heatmaps", min=0)
+
+
+def model_names(cfg: PhotoConfig) -> tuple[str, ...]:
+    return (cfg.model,) if cfg.model else tuple(dict.fromkeys(cfg.models))
+
+
+# ---------------------------------------------------------------------------- data
+
+@dataclass
+class Photos:
+    images: np.ndarray            # (N, S, S, 3) uint8, decoded once
+    labels: np.ndarray
+    classes: list[str]
+    paths: list[Path]
+    split: dict[str, np.ndarray]  # train / val / test indices
+    cache: dict                   # hit or miss, seconds
+    skipped: list
+
+
+def stratified_split(labels: np.ndarray, val: float, test: float, seed: int) -> dict[str, np.ndarray]:
+    """The same share of every class in each part, seeded."""
+    rng = np.random.default_rng(seed)
+    parts = {"train": [], "val": [], "test": []}
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_test, n_val = round(test * len(idx)), round(val * len(idx))
+        parts["test"].append(idx[:n_test])
+        parts["val"].append(idx[n_test:n_test + n_val])
+        parts["train"].append(idx[n_test + n_val:])
+    return {k: np.sort(np.concatenate(v)) for k, v in parts.items()}
+
+
+def check_fractions(cfg: PhotoConfig) -> None:
+    if cfg.val_fraction + cfg.test_fraction >= 0.9:
+        raise DataError(f"val_fraction + test_fraction = {cfg.val_fraction + cfg.test_fraction:g} "
+                        "leaves too little to train on; keep their sum below 0.9")
+
+
+def split_photos(cfg: PhotoConfig, folder: ImageFolder, cache: dict) -> Photos:
+    """A stratified sample of `limit` photos (all by default), split into train/val/test."""
+    images, labels, paths = folder.images, folder.labels, folder.paths
+    if cfg.limit and cfg.limit < len(labels):
+        # the "train" part of a split that leaves out all but `limit`: a stratified sample
+        keep = stratified_split(labels, 0.0, 1 - cfg.limit / len(labels), cfg.seed)["train"]
+        images, labels, paths = images[keep], labels[keep], [paths[i] for i in keep]
+    split = stratified_split(labels, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    return Photos(images, labels, folder.classes, paths, split, cache, folder.skipped)
+
+
+def describe_data(cfg: PhotoConfig, photos: Photos, rep, files: str = "JPEGs") -> None:
+    """How many photos, how they were decoded (or read from the cache), the split, a grid of
+    training photos and, with augmentation, eight augmented views of one of them."""
+    counts = np.bincount(photos.labels, minlength=len(photos.classes))
+    cache = photos.cache
+    rep.section("The photos", f"{len(photos.labels):,} photos in {len(photos.classes)} classes, "
+                f"decoded once to {cfg.image_size}×{cfg.image_size} px (shorter side scaled, centre "
+                f"crop) and kept as one uint8 array: this run "
+                + (f"read it from the cache in {cache['seconds']:.2f} s"
+                   if cache["cache"] == "hit" else
+                   f"decoded the {files} in {cache['seconds']:.1f} s and cached them; the next run "
+                   "reads the array instead")
+                + (f". {len(photos.skipped)} unreadable file(s) were skipped: "
+                   + ", ".join(p.name for p, _ in photos.skipped[:10]) if photos.skipped else "")
+                + ".")
+    rep.table([{"class": c, "photos": int(counts[k]),
+                **{part: int((photos.labels[idx] == k).sum()) for part, idx in photos.split.items()}}
+               for k, c in enumerate(photos.classes)],
+              f"Photos per class and the stratified split (seed {cfg.seed}): every class keeps the "
+              "same share in training, validation and test")
+    rng = np.random.default_rng(cfg.seed)
+    shown = rng.choice(photos.split["train"], min(20, len(photos.split["train"])), replace=False)
+    rep.figure(figures.image_grid(photos.images[shown], [photos.classes[photos.labels[i]] for i in shown]),
+               "training_photos", f"{len(shown)} training photos with their labels")
+    if cfg.augment:
+        demo = PhotoBatches(cfg.image_size, seed=cfg.seed)
+        one = torch.from_numpy(np.repeat(photos.images[shown[:1]], 8, axis=0))
+        views = unnormalise(demo(one, True))
+        rep.figure(figures.image_grid(np.concatenate([photos.images[shown[:1]], views]),
+                                      ["as stored"] + [f"augmented {k + 1}" for k in range(8)], ncols=9),
+                   "augmentation", "One training photo and eight augmented views of it (random "
+                   "resized crop, horizontal flip, colour jitter), made on the whole batch at once")
+
+
+def unnormalise(x: torch.Tensor) -> np.ndarray:
+    return ((x * STD + MEAN).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+# ---------------------------------------------------------------------------- training
+
+def train_models(cfg: PhotoConfig, photos: Photos, ctx,
+                 make: Callable[[str], nn.Module]) -> tuple[dict[str, dict], str]:
+    """Train every network of the config on the same split, augmentation and budget, each from
+    the same seed; `make(name)` builds one. Returns what each did (model, history, test
+    probabilities, size, time) and the run's status; history.csv gets every model's epochs."""
+    x = torch.from_numpy(photos.images)  # uint8; each batch is converted (and augmented) on its way in
+    y = torch.from_numpy(photos.labels.astype(np.int64))
+    sets = {k: (x[idx], y[idx]) for k, idx in photos.split.items()}
+    test_y = photos.labels[photos.split["test"]]
+    smoothing = cfg.label_smoothing
+
+    def loss_fn(out, target):
+        return F.cross_entropy(out, target, label_smoothing=smoothing)
+
+    def accuracy(out, target):
+        return (out.argmax(1) == target).float().mean()
+
+    trained, status = {}, "completed"
+    for name in model_names(cfg):
+        torch.manual_seed(cfg.seed)
+        model = make(name)
+        model.to(memory_format=torch.channels_last)  # matches PhotoBatches' output layout
+        batches = PhotoBatches(cfg.image_size, augment=cfg.augment, seed=cfg.seed)
+        result = fit(model, sets["train"], cfg, loss_fn=loss_fn, metrics={"accuracy": accuracy},
+                     val=sets["val"], device=ctx.device, restore_best=True, batch_transform=batches,
+                     checkpoint_dir=ctx.run.checkpoints / name, keep_last=1,
+                     progress=ctx.progress, label=name)
+        probs = torch.softmax(forward(model, sets["test"][0], transform=batches), 1).cpu().numpy()
+        test_loss = float(F.cross_entropy(torch.from_numpy(np.log(np.clip(probs, 1e-12, 1))),
+                                          torch.from_numpy(test_y.astype(np.int64))))
+        epochs = len(result.history)
+        trained[name] = {
+            "model": model, "history": result.history, "probs": probs, "batches": batches,
+            "test_accuracy": float((probs.argmax(1) == test_y).mean()), "test_loss": test_loss,
+            "val_accuracy": max(r["val_accuracy"] for r in result.history),
+            "seconds_per_epoch": sum(r["seconds"] for r in result.history) / max(epochs, 1),
+            "params": sum(p.numel() for p in model.parameters()),
+            "macs": count_macs(model, (3, cfg.image_size, cfg.image_size)),
+            "best_epoch": result.best_epoch, "status": result.status}
+        ctx.log(f"{name}: test accuracy {trained[name]['test_accuracy']:.3f}, "
+                f"{trained[name]['seconds_per_epoch']:.1f} s per epoch")
+        if result.status != "completed":
+            status = result.status
+            break
+    ctx.run.write_history([{"model": n, **row} for n, t in trained.items() for row in t["history"]])
+    return trained, status
+
+
+def model_metrics(trained: dict) -> dict:
+    """Every model's numbers under its own name: resnet18.test_accuracy, cnn.params, ..."""
+    return {f"{name}.{key}": t[key] for name, t in trained.items()
+            for key in ("test_accuracy", "test_loss", "seconds_per_epoch", "params", "macs")}
+
+
+def first_resnet(trained: dict) -> str | None:
+    return next((n for n in trained if n.startswith("resnet")), None)
+
+
+# ---------------------------------------------------------------------------- report
+
+def describe_comparison(cfg: PhotoConfig, trained: dict, rep, text: str) -> None:
+    """The models side by side: a table, the lab's `text` about it, curves on shared axes."""
+    rows = [{"model": n, "parameters": f"{t['params']:,}", "multiply-adds": f"{t['macs'] / 1e6:,.0f} M",
+             "test accuracy": f"{t['test_accuracy']:.3f}", "test loss": f"{t['test_loss']:.3f}",
+             "best epoch": t["best_epoch"], "seconds per epoch": f"{t['seconds_per_epoch']:.1f}"}
+            for n, t in trained.items()]
+    rep.section("The models side by side", text)
+    rep.table(rows, f"Each model after {cfg.epochs} epochs at {cfg.image_size} px (weights of the "
+              "epoch with the lowest validation loss); multiply-adds for one photo")
+    panels = {"accuracy": {}, "loss": {}}
+    for n, t in trained.items():
+        epochs = [r["epoch"] for r in t["history"]]
+        for key in ("accuracy", "loss"):
+            panels[key][f"{n} train"] = (epochs, [r[f"train_{key}"] for r in t["history"]])
+            panels[key][f"{n} validation"] = (epochs, [r[f"val_{key}"] for r in t["history"]])
+    rep.figure(figures.curves(panels), "curves", "Accuracy and loss per epoch for every model on "
+               "shared axes (training: running mean over the epoch, with augmentation; validation: "
+               "exact, without)")
+
+
+def comparison_text(trained: dict) -> str:
+    """Written from the measured numbers: who won, by how much, at what cost."""
+    ranked = sorted(trained, key=lambda n: trained[n]["test_accuracy"], reverse=True)
+    best = ranked[0]
+    text = f"{best} reached {trained[best]['test_accuracy']:.1%} test accuracy"
+    if len(ranked) > 1:
+        other = ranked[1]
+        b, o = trained[best], trained[other]
+        text += (f", {100 * (b['test_accuracy'] - o['test_accuracy']):.1f} points above {other} "
+                 f"({o['test_accuracy']:.1%}), with {b['params'] / o['params']:.2g}× the parameters, "
+                 f"{b['macs'] / o['macs']:.2g}× the multiply-adds and "
+                 f"{b['seconds_per_epoch'] / o['seconds_per_epoch']:.2g}× the seconds per epoch")
+    return text + "."
+
+
+def describe_mistakes(cfg: PhotoConfig, photos: Photos, trained: dict, rep) -> None:
+    test = photos.split["test"]
+    rep.section("Where each model goes wrong")
+    for n, t in trained.items():
+        describe_classifier(rep, t["probs"], photos.labels[test], photos.classes, photos.images[test],
+                            cfg.seed, what="photos", name=n, grid=(15, 5), ncols=5)
+
+
+def describe_attention(cfg: PhotoConfig, photos: Photos, trained: dict, rep, meaning: str) -> None:
+    """Grad-CAM: the same test photos under every model, warm where the predicted class's score
+    rises most when that region of the last convolutional features grows. `meaning` says what
+    looking at one region or another would mean for the lab's photos."""
+    test = photos.split["test"]
+    rng = np.random.default_rng(cfg.seed + 1)
+    chosen = test[rng.choice(len(test), min(cfg.cam_photos, len(test)), replace=False)]
+    images = photos.images[chosen]
+    tiles, titles, wrong = [], [], []
+    heats = {}
+    for n, t in trained.items():
+        batch = t["batches"](torch.from_numpy(images), False)
+        heats[n] = grad_cam(t["model"], cam_layer(t["model"]), batch)
+    for i, k in enumerate(chosen):
+        tiles.append(images[i])
+        titles.append(f"true: {photos.classes[photos.labels[k]]}")
+        wrong.append(False)
+        for n, t in trained.items():
+            guess = int(t["probs"][np.searchsorted(test, k)].argmax())
+            tiles.append(overlay(images[i], heats[n][i]))
+            titles.append(f"{n}: {photos.classes[guess]}")
+            wrong.append(guess != photos.labels[k])
+    rep.section("What each model looks at", "Grad-CAM weighs the last convolutional feature maps "
+                "by how much the predicted class's score depends on them; warm regions drove the "
+                "decision. " + meaning)
+    rep.figure(figures.image_grid(np.stack(tiles), titles, wrong, ncols=1 + len(trained)), "grad_cam",
+               "Each row: a test photo, then every model's Grad-CAM heatmap over it with its "
+               "prediction (red: wrong)")
+
+
+# ---------------------------------------------------------------------------- predict
+
+def save_for_predict(run_dir: Path, cfg: PhotoConfig, photos: Photos, trained: dict, **extra) -> None:
+    """predict uses the model with the best validation accuracy (chosen without the test set);
+    `extra` goes into predict.json beside its architecture, classes and image size."""
+    chosen = max(trained, key=lambda n: trained[n]["val_accuracy"])
+    save_checkpoint(run_dir / "checkpoints" / "model.pt", trained[chosen]["model"].state_dict())
+    write_json(run_dir / "predict.json", {"architecture": chosen, "classes": photos.classes,
+                                          "image_size": cfg.image_size, **extra})
+
+
+def load_for_predict(run_dir: Path, make: Callable[[dict], nn.Module]) -> tuple[nn.Module, dict]:
+    """The saved network and predict.json; `make(spec)` builds the empty network."""
+    spec = read_json(Path(run_dir) / "predict.json")
+    model = make(spec)
+    try:
+        model.load_state_dict(load_checkpoint(Path(run_dir) / "checkpoints" / "model.pt")["model"])
+    except (RuntimeError, KeyError) as exc:
+        raise DataError(f"{run_dir}/checkpoints/model.pt does not fit {spec['architecture']} "
+                        f"({str(exc).splitlines()[0]}); re-run the lab") from None
+    return model.eval(), spec
+
+
+def predict_photos(run_dir: Path, inputs: list[Path], make: Callable[[dict], nn.Module],
+                   top: int = 3) -> list[dict]:
+    """The `top` classes of each photo with their probabilities."""
+    model, spec = load_for_predict(run_dir, make)
+    size = spec["image_size"]
+    photos = np.stack([load_image(p, size) for p in inputs])  # every file checked before any output
+    batches = PhotoBatches(size, augment=False)
+    probs = torch.softmax(forward(model, torch.from_numpy(photos), transform=batches), 1).numpy()
+    results = []
+    for path, p in zip(inputs, probs):
+        order = np.argsort(p)[::-1][:top]
+        results.append({"input": str(path), "prediction": spec["classes"][order[0]],
+                        "top": [{"label": spec["classes"][k], "probability": round(float(p[k]), 4)}
+                                for k in order]})
+    return results
