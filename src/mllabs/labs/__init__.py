@@ -35,6 +35,8 @@ LABS = {
     "car-clustering": "mllabs.labs.car_clustering",
     "boston-housing": "mllabs.labs.boston_housing",
     "flowers": "mllabs.labs.flowers",
+    "activations": "mllabs.labs.activations",
+    "regularization": "mllabs.labs.regularization",
     "eye-screening": "mllabs.labs.eye_screening",
 }
 

@@ -1,0 +1,94 @@
+"""The regularization lab on small slices of the real MNIST files: weight decay, the gap, inspect."""
+
+import json
+
+import pytest
+import torch
+from conftest import run_cli
+
+from mllabs.labs.regularization import squared_error
+
+
+def tables(run_dir):
+    doc = json.loads((run_dir / "report.json").read_text())
+    return {b["caption"].split(" (")[0].split(":")[0]: b for s in doc["sections"] for b in s["blocks"]
+            if b["kind"] == "table"}
+
+
+def run_quick(out, *sets):
+    args = [a for s in sets for a in ("--set", s)]
+    assert run_cli("run", "regularization", "--profile", "quick", "--quiet", "--out", out, *args) == 0
+    (run_dir,) = (out / "regularization").iterdir()
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def reg_run(tmp_path_factory):
+    """Three weight decays, 6 epochs on 500 digits, with the layer statistics."""
+    return run_quick(tmp_path_factory.mktemp("runs"), "weight_decays=0,0.01,0.3", "epochs=6",
+                     "inspect=true")
+
+
+def test_gap_table_has_one_row_per_weight_decay(reg_run):
+    (gap,) = [t for c, t in tables(reg_run).items() if c.startswith("After 6 epochs")]
+    assert [row[0] for row in gap["rows"]] == ["0", "0.01", "0.3"]
+    cols = gap["columns"]
+    train, test, loss_gap = (cols.index(c) for c in ("training loss", "test loss", "loss gap (test − train)"))
+    for row in gap["rows"]:
+        assert float(row[loss_gap]) == pytest.approx(float(row[test]) - float(row[train]), abs=2e-4)
+    assert {"loss_curves.png", "gap.png"} <= {p.name for p in (reg_run / "figures").iterdir()}
+
+
+def test_more_decay_gives_smaller_weights_and_a_smaller_gap(reg_run, note):
+    m = json.loads((reg_run / "metrics.json").read_text())["metrics"]
+    norms = [m[f"wd_{wd}.weight_norm"] for wd in ("0", "0.01", "0.3")]
+    assert norms[0] > norms[1] > norms[2]
+    assert m["wd_0.3.loss_gap"] < m["wd_0.loss_gap"]
+    assert m["best_weight_decay"] in (0.0, 0.01, 0.3) and 0 < m["best_test_accuracy"] <= 1
+    assert m["loss"] == "cross_entropy"
+    note(f"regularization (quick): weight norm {norms[0]:.2f} → {norms[2]:.2f} from λ = 0 to 0.3")
+
+
+def test_inspect_gives_one_row_per_layer(reg_run):
+    (layers,) = [t for c, t in tables(reg_run).items() if c.startswith("Layer outputs")]
+    rows = [dict(zip(layers["columns"], row)) for row in layers["rows"]]
+    assert [r["type"] for r in rows] == ["Flatten", "Linear", "ReLU", "Linear"]  # hidden=64 in quick
+    assert [r["output"] for r in rows] == ["64×784", "64×64", "64×64", "64×10"]
+    zeros = [float(r["zeros"]) for r in rows]
+    assert all(0 <= z <= 1 for z in zeros) and zeros[2] > 0  # ReLU switches some units off
+    assert float(rows[2]["min"]) == 0 and float(rows[2]["std"]) > 0
+
+
+def test_mse_loss_runs_and_is_recorded(tmp_path):
+    run_dir = run_quick(tmp_path, "loss=mse", "weight_decays=0")
+    assert json.loads((run_dir / "config.json").read_text())["loss"] == "mse"
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["status"] == "completed" and m["metrics"]["loss"] == "mse"
+    assert "squared error of the probabilities" in (run_dir / "report.md").read_text()
+    history = (run_dir / "history.csv").read_text().splitlines()
+    col = history[0].split(",").index("test_loss")
+    assert all(0 <= float(line.split(",")[col]) <= 2 for line in history[1:])
+
+
+def test_squared_error_of_probabilities():
+    target = torch.tensor([3, 7])
+    sure = torch.full((2, 10), -50.0)
+    sure[0, 3] = sure[1, 7] = 50.0
+    assert float(squared_error(sure, target)) == pytest.approx(0.0, abs=1e-6)
+    assert float(squared_error(torch.zeros(2, 10), target)) == pytest.approx(0.9)  # 0.81 + 9 × 0.01
+    wrong = sure.roll(1, dims=1)
+    assert float(squared_error(wrong, target)) == pytest.approx(2.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("sets, fragment", [
+    (("loss=hinge",), "loss='hinge' is not one of"),
+    (("weight_decays=0,-0.001",), "weight_decays=-0.001 is below its minimum 0.0"),
+    (("weight_decay=0.01",), "this lab sweeps weight_decays"),
+    (("weight_decays=0.1,0.1",), "lists a value twice"),
+])
+def test_bad_options_end_with_exit_2(tmp_path, capsys, sets, fragment):
+    args = [a for s in sets for a in ("--set", s)]
+    assert run_cli("run", "regularization", "--profile", "quick", "--out", tmp_path, *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "regularization").exists()
