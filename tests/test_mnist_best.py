@@ -60,4 +60,4 @@ def test_digitnet_shapes_and_widths():
     convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [8, 8, 16, 16, 32, 32]
     assert np.isclose(sum(p.numel() for p in net.parameters()),
-                      sum(c.weight.numel() for c in convs) + 2 * (8 + 8 + 16 + 16 + 32 + 32) + 32 * 10 + 10)
+                      sum(c.weight.numel() for c in convs) + 2 * (8 + 8 + 16 + 16 + 32 + 32) + 32 * 7 * 7 * 10 + 10)

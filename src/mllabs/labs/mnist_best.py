@@ -53,7 +53,7 @@ class Config(TrainConfig):
     schedule: str = option("onecycle", "learning-rate schedule", choices=(
         "constant", "exponential", "piecewise", "cosine", "onecycle"))
     seeds: int = option(3, "networks trained from different seeds (seed, seed+1, ...)", min=1)
-    widths: tuple[int, ...] = option((32, 64, 128), "channels of each stage (28, 14, 7 px)", min=1)
+    widths: tuple[int, ...] = option((16, 32, 64), "channels of each stage (28, 14, 7 px)", min=1)
     depth: int = option(1, "convolutions per stage", min=1)
     dropout: float = option(0.1, "dropout before the last layer", min=0.0)
     augment: bool = option(True, "randomly shift, turn and zoom every training batch")
@@ -66,9 +66,9 @@ class Config(TrainConfig):
 
 
 PROFILES = {
-    "quick": {"epochs": 2, "seeds": 2, "train_size": 4000, "batch_size": 64, "widths": (16, 32, 64)},
+    "quick": {"epochs": 2, "seeds": 2, "train_size": 4000, "batch_size": 64, "widths": (8, 16, 32)},
     "default": {},
-    "full": {"epochs": 30, "seeds": 5, "widths": (64, 128, 256), "depth": 2},
+    "full": {"epochs": 30, "seeds": 5, "widths": (32, 64, 128), "depth": 2},
 }
 
 
