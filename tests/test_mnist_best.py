@@ -51,7 +51,7 @@ def test_digit_batches_leave_evaluation_untouched_and_follow_the_seed():
     assert torch.equal(DigitBatches(seed=1)(x, False), x)
     assert torch.equal(DigitBatches(seed=1)(x, True), DigitBatches(seed=1)(x, True))
     assert not torch.equal(DigitBatches(seed=1)(x, True), DigitBatches(seed=2)(x, True))
-    assert DigitBatches(degrees=0, shift=0, scale=0)(x, True).sub(x).abs().max() < 1e-5
+    assert DigitBatches(degrees=0, shift=0, scale=0)(x, True).sub(x).abs().max() < 1e-4
 
 
 def test_digitnet_shapes_and_widths():

@@ -44,22 +44,22 @@ SUMMARY = (
 
 @dataclass
 class Config(TrainConfig):
-    epochs: int = option(12, "passes over the 60,000 training digits", min=1)
+    epochs: int = option(15, "passes over the 60,000 training digits", min=1)
     batch_size: int = option(128, "digits per update", min=1)
     optimizer: str = option("nesterov", "update rule", choices=(
         "sgd", "momentum", "nesterov", "adam", "adamw"))
     lr: float = option(0.1, "peak learning rate of the schedule", gt=0.0)
-    weight_decay: float = option(5e-4, "L2 penalty on the weights", min=0.0)
+    weight_decay: float = option(2e-4, "L2 penalty on the weights", min=0.0)
     schedule: str = option("onecycle", "learning-rate schedule", choices=(
         "constant", "exponential", "piecewise", "cosine", "onecycle"))
     seeds: int = option(3, "networks trained from different seeds (seed, seed+1, ...)", min=1)
-    widths: tuple[int, ...] = option((16, 32, 64), "channels of each stage (28, 14, 7 px)", min=1)
+    widths: tuple[int, ...] = option((16, 48, 96), "channels of each stage (28, 14, 7 px)", min=1)
     depth: int = option(1, "convolutions per stage", min=1)
     dropout: float = option(0.1, "dropout before the last layer", min=0.0)
     augment: bool = option(True, "randomly shift, turn and zoom every training batch")
-    degrees: float = option(10.0, "augmentation: largest turn, in degrees", min=0.0)
-    shift: float = option(0.08, "augmentation: largest shift, as a share of the side", min=0.0)
-    zoom: float = option(0.1, "augmentation: largest zoom in or out (0.1: 90-110 %)", min=0.0)
+    degrees: float = option(8.0, "augmentation: largest turn, in degrees", min=0.0)
+    shift: float = option(0.06, "augmentation: largest shift, as a share of the side", min=0.0)
+    zoom: float = option(0.08, "augmentation: largest zoom in or out (0.08: 92-108 %)", min=0.0)
     val_size: int = option(0, "training digits held out and measured each epoch (0: train on all)",
                            min=0)
     train_size: int = option(0, "use only this many training digits (0: all)", min=0)
