@@ -45,6 +45,29 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The dtype to autocast the forward pass to, or None for plain float32.
+
+    "auto" takes bfloat16 where the hardware computes it natively (CUDA GPUs that support it;
+    CPUs with AVX-512 BF16 or AMX, through oneDNN), where it is about 1.6-2x faster per step
+    for convolutions; elsewhere bfloat16 would be emulated and slower, so float32 stays."""
+    if name == "fp32":
+        return None
+    if name == "bf16":
+        return torch.bfloat16
+    if name != "auto":
+        raise UserError(f"unknown precision {name!r}; choose auto, bf16 or fp32")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu":
+        try:
+            native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        except (AttributeError, RuntimeError):  # older or unusual builds: stay with float32
+            native = False
+        return torch.bfloat16 if native else None
+    return None
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
@@ -126,22 +149,24 @@ class FitResult:
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int | None = None,
-            transform: BatchTransform | None = None) -> torch.Tensor:
+            transform: BatchTransform | None = None, autocast: torch.dtype | None = None) -> torch.Tensor:
     model.eval()
     device = next(model.parameters()).device
     batch_size = batch_size or (128 if transform else 4096)  # photos: keep activations small
     outs = []
     for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size].to(device)
-        outs.append(model(transform(xb, False) if transform else xb))
+        with torch.autocast(device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            outs.append(model(transform(xb, False) if transform else xb).float())
     return torch.cat(outs) if outs else torch.empty(0)
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Metric,
              metrics: dict[str, Metric] | None = None, batch_size: int | None = None,
-             transform: BatchTransform | None = None) -> dict[str, float]:
-    out = predict(model, x, batch_size, transform)
+             transform: BatchTransform | None = None,
+             autocast: torch.dtype | None = None) -> dict[str, float]:
+    out = predict(model, x, batch_size, transform, autocast)
     y = y.to(out.device)
     result = {"loss": float(loss_fn(out, y))}
     for name, fn in (metrics or {}).items():
@@ -213,7 +238,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
         checkpoint_dir: Path | None = None, checkpoint_every: int = 1, keep_last: int = 3,
         restore_best: bool = True, progress: bool = True, label: str = "",
         batch_transform: BatchTransform | None = None,
-        after_backward: Callable[[nn.Module, int], None] | None = None) -> FitResult:
+        after_backward: Callable[[nn.Module, int], None] | None = None,
+        autocast: torch.dtype | None = None) -> FitResult:
     """Train `model` in place on in-memory tensors and return its per-epoch history.
 
     The monitored quantity is val_loss when `val` is given, else train_loss. `also` names
@@ -227,6 +253,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
     are stored as uint8 and augmented batch by batch); evaluation calls it with training=False.
     `after_backward(model, epoch)` is called after every backward pass, before the update, while
     the gradients are there to look at (the activations lab records their size per layer).
+    `autocast` (e.g. torch.bfloat16, see resolve_precision) runs forward passes and losses in
+    that dtype; weights, gradients and optimizer state stay float32.
     """
     device = device or torch.device("cpu")
     metrics = metrics or {}
@@ -252,8 +280,10 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
             for start in range(0, n, batch_size):
                 idx = order[start:start + batch_size]
                 xb, yb = x[idx], y[idx]
-                out = model(batch_transform(xb, True) if batch_transform else xb)
-                loss = loss_fn(out, yb)
+                with torch.autocast(device.type, dtype=autocast or torch.bfloat16,
+                                    enabled=autocast is not None):
+                    out = model(batch_transform(xb, True) if batch_transform else xb)
+                    loss = loss_fn(out, yb)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if after_backward is not None:
@@ -272,7 +302,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
             for name, data in sets.items():
                 row.update({f"{name}_{k}": v for k, v in
                             evaluate(model, data[0], data[1], loss_fn, metrics,
-                                     transform=batch_transform).items()})
+                                     transform=batch_transform, autocast=autocast).items()})
             row["lr"] = optimizer.param_groups[0]["lr"]  # onecycle: the rate the epoch ended at
             if scheduler is not None and not scheduler.per_update:
                 scheduler.step()

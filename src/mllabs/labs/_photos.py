@@ -26,7 +26,7 @@ from mllabs.models.gradcam import cam_layer, grad_cam, overlay
 from mllabs.report import figures
 from mllabs.report.classifier import describe_classifier
 from mllabs.runs import read_json, write_json
-from mllabs.train import fit, load_checkpoint, save_checkpoint
+from mllabs.train import fit, load_checkpoint, resolve_precision, save_checkpoint
 from mllabs.train import predict as forward
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
@@ -42,6 +42,8 @@ class PhotoConfig(TrainConfig):
     image_size: int = option(96, "photos are decoded and resized to this many pixels a side", min=32)
     epochs: int = option(40, "passes over the training photos, the same for every model", min=1)
     batch_size: int = option(32, "photos per update", min=1)
+    precision: str = option("auto", "arithmetic of the forward pass (auto: bfloat16 where the CPU or GPU "
+                            "computes it natively, else float32)", choices=("auto", "bf16", "fp32"))
     optimizer: str = option("adamw", "update rule", choices=OPTIMIZERS)
     lr: float = option(2e-3, "peak learning rate", gt=0.0)
     weight_decay: float = option(0.05, "weight decay (decoupled for adamw)", min=0.0)
@@ -162,6 +164,8 @@ def train_models(cfg: PhotoConfig, photos: Photos, ctx,
     def accuracy(out, target):
         return (out.argmax(1) == target).float().mean()
 
+    autocast = resolve_precision(cfg.precision, ctx.device)
+    ctx.log(f"forward passes in {'bfloat16' if autocast else 'float32'} (precision={cfg.precision})")
     trained, status = {}, "completed"
     for name in model_names(cfg):
         torch.manual_seed(cfg.seed)
@@ -171,8 +175,9 @@ def train_models(cfg: PhotoConfig, photos: Photos, ctx,
         result = fit(model, sets["train"], cfg, loss_fn=loss_fn, metrics={"accuracy": accuracy},
                      val=sets["val"], device=ctx.device, restore_best=True, batch_transform=batches,
                      checkpoint_dir=ctx.run.checkpoints / name, keep_last=1,
-                     progress=ctx.progress, label=name)
-        probs = torch.softmax(forward(model, sets["test"][0], transform=batches), 1).cpu().numpy()
+                     progress=ctx.progress, label=name, autocast=autocast)
+        probs = torch.softmax(forward(model, sets["test"][0], transform=batches, autocast=autocast),
+                              1).cpu().numpy()
         test_loss = float(F.cross_entropy(torch.from_numpy(np.log(np.clip(probs, 1e-12, 1))),
                                           torch.from_numpy(test_y.astype(np.int64))))
         epochs = len(result.history)
@@ -183,7 +188,8 @@ def train_models(cfg: PhotoConfig, photos: Photos, ctx,
             "seconds_per_epoch": sum(r["seconds"] for r in result.history) / max(epochs, 1),
             "params": sum(p.numel() for p in model.parameters()),
             "macs": count_macs(model, (3, cfg.image_size, cfg.image_size)),
-            "best_epoch": result.best_epoch, "status": result.status}
+            "best_epoch": result.best_epoch, "status": result.status,
+            "precision": "bf16" if autocast else "fp32"}
         ctx.log(f"{name}: test accuracy {trained[name]['test_accuracy']:.3f}, "
                 f"{trained[name]['seconds_per_epoch']:.1f} s per epoch")
         if result.status != "completed":
@@ -212,8 +218,10 @@ def describe_comparison(cfg: PhotoConfig, trained: dict, rep, text: str) -> None
              "best epoch": t["best_epoch"], "seconds per epoch": f"{t['seconds_per_epoch']:.1f}"}
             for n, t in trained.items()]
     rep.section("The models side by side", text)
-    rep.table(rows, f"Each model after {cfg.epochs} epochs at {cfg.image_size} px (weights of the "
-              "epoch with the lowest validation loss); multiply-adds for one photo")
+    arithmetic = "bfloat16" if next(iter(trained.values()), {}).get("precision") == "bf16" else "float32"
+    rep.table(rows, f"Each model after {cfg.epochs} epochs at {cfg.image_size} px, forward passes in "
+              f"{arithmetic} (weights of the epoch with the lowest validation loss); multiply-adds for "
+              "one photo")
     panels = {"accuracy": {}, "loss": {}}
     for n, t in trained.items():
         epochs = [r["epoch"] for r in t["history"]]
