@@ -1,0 +1,126 @@
+"""The run database and sweeps: rows built from run directories, queries, resuming sweeps."""
+
+import json
+import sqlite3
+
+import pytest
+
+from mllabs import rundb, sweep
+from mllabs.errors import UserError
+
+
+def fake_run(root, lab, name, config, status=None, metrics=None):
+    path = root / lab / name
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"lab": lab, "profile": "quick", **config}))
+    if status:
+        (path / "metrics.json").write_text(json.dumps(
+            {"lab": lab, "status": status, "seconds": 1.5, "metrics": metrics or {}}))
+    return path
+
+
+@pytest.fixture
+def runs_root(tmp_path):
+    root = tmp_path / "runs"
+    fake_run(root, "mnist-lenet", "20261101-100000-aaaaaa", {"seed": 0, "optimizer": "adam", "lr": 0.01},
+             "completed", {"test_accuracy": 0.97})
+    fake_run(root, "mnist-lenet", "20261101-110000-bbbbbb", {"seed": 1, "optimizer": "sgd", "lr": 0.1},
+             "completed", {"test_accuracy": 0.99})
+    fake_run(root, "mnist-lenet", "20261101-120000-bbbccc", {"seed": 0, "optimizer": "sgd", "lr": 0.01},
+             "diverged", {})
+    fake_run(root, "auto-mpg", "20261101-130000-dddddd", {"seed": 0, "hidden": [64, 64]},
+             "completed", {"test_mae": 1.8})
+    fake_run(root, "auto-mpg", "20261101-140000-eeeeee", {"seed": 0, "hidden": [64, 64]})  # running
+    return root
+
+
+def test_reindex_builds_rows_from_run_directories_and_drops_vanished_ones(runs_root):
+    assert rundb.reindex(runs_root) == {"added": 5, "updated": 0, "removed": 0, "unchanged": 0}
+    assert rundb.reindex(runs_root)["unchanged"] == 5
+    running = rundb.get_run(runs_root, "20261101-140000")
+    assert running["status"] == rundb.RUNNING and running["metrics"] == {}
+    # the run finishes: its row is refreshed; a directory removed by hand loses its row
+    (runs_root / "auto-mpg" / "20261101-140000-eeeeee" / "metrics.json").write_text(json.dumps(
+        {"lab": "auto-mpg", "status": "completed", "seconds": 2.0, "metrics": {"test_mae": 1.7}}))
+    import shutil
+    shutil.rmtree(runs_root / "mnist-lenet" / "20261101-100000-aaaaaa")
+    counts = rundb.reindex(runs_root)
+    assert counts["updated"] == 1 and counts["removed"] == 1
+    assert rundb.get_run(runs_root, "20261101-140000")["metrics"] == {"test_mae": 1.7}
+    with sqlite3.connect(runs_root / rundb.DB_NAME) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_list_filters_by_lab_and_any_key_and_sorts_by_a_metric(runs_root):
+    rundb.reindex(runs_root)
+    assert len(rundb.list_runs(runs_root)) == 5
+    lenet = rundb.list_runs(runs_root, lab="mnist-lenet")
+    assert [r["id"][:15] for r in lenet] == ["20261101-120000", "20261101-110000", "20261101-100000"]
+    assert {r["id"] for r in rundb.list_runs(runs_root, where={"optimizer": "sgd", "lr": "0.1"})} == \
+        {"20261101-110000-bbbbbb"}
+    assert len(rundb.list_runs(runs_root, where={"hidden": "64,64"})) == 2
+    assert len(rundb.list_runs(runs_root, where={"status": "diverged"})) == 1
+    best = rundb.list_runs(runs_root, lab="mnist-lenet", sort="test_accuracy:desc")
+    assert [r["metrics"].get("test_accuracy") for r in best] == [0.99, 0.97, None]
+    assert len(rundb.list_runs(runs_root, sort="test_accuracy", limit=2)) == 2
+    with pytest.raises(UserError, match="KEY:desc"):
+        rundb.list_runs(runs_root, sort="test_accuracy:down")
+    with pytest.raises(UserError, match="KEY=VALUE"):
+        rundb.parse_where(["optimizer"])
+
+
+def test_show_takes_a_unique_prefix_and_rm_removes_row_and_directory(runs_root):
+    rundb.reindex(runs_root)
+    assert rundb.get_run(runs_root, "20261101-11")["id"] == "20261101-110000-bbbbbb"
+    with pytest.raises(UserError, match="matches 5 runs"):
+        rundb.get_run(runs_root, "20261101-1")
+    with pytest.raises(UserError, match="no run"):
+        rundb.get_run(runs_root, "nope")
+    run = rundb.remove_run(runs_root, "20261101-130000")
+    assert not (runs_root / "auto-mpg" / "20261101-130000-dddddd").exists()
+    assert run["lab"] == "auto-mpg" and len(rundb.list_runs(runs_root)) == 4
+
+
+def test_grid_expands_to_every_combination_times_seeds():
+    grid = sweep.parse_grid(["optimizer=sgd,adam", "lr=0.1,0.01", "hidden=64,64/128"])
+    assert grid["hidden"] == ["64,64", "128"]
+    cells = sweep.expand(grid, seeds=2, base_seed=5)
+    assert len(cells) == 2 * 2 * 2 * 2 and len(set(cells)) == 16
+    assert {c.seed for c in cells} == {5, 6}
+    for bad, message in ((["lr"], "KEY=V1"), (["seed=1,2"], "--seeds"), ([], "at least one"),
+                         (["lr=1", "lr=2"], "twice")):
+        with pytest.raises(UserError, match=message):
+            sweep.parse_grid(bad)
+    spec = sweep.Spec("mnist-lenet", grid, seeds=2)
+    assert spec.id == sweep.Spec("mnist-lenet", dict(grid), seeds=2).id
+    assert spec.id != sweep.Spec("mnist-lenet", grid, seeds=3).id
+
+
+def test_sweep_runs_every_cell_reports_failures_and_resumes(tmp_path, monkeypatch):
+    """A 2 × 2 × 2-seed sweep of a fast lab, with one key value the lab refuses: the bad cells
+    fail with their reason, the others complete; rerunning the same sweep after losing two runs
+    runs only those two."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    root = tmp_path / "runs"
+    spec = sweep.Spec("boston-housing", sweep.parse_grid(["lr=0.1,-1", "epochs=3,5"]), seeds=2,
+                      profile="quick")
+    lines = []
+    result = sweep.run_sweep(spec, root, jobs=2, log=lines.append)
+    assert result["cells"] == 8 and result["runs"] == 4 and result["failed"] == 4
+    assert result["best_cell"].startswith("lr=0.1 ")
+    report = (root / "sweeps" / spec.id / "report.md").read_text()
+    assert "heatmap.png" in report and "lr=-1" in report and "Failed or diverged" in report
+    failed_reason = next(r for r in lines if "lr=-1" in r and "failed" in r)
+    assert "lr" in failed_reason.split("failed", 1)[1]  # the reason names the key
+    tagged = rundb.list_runs(root, where={"sweep": spec.id})
+    assert len([r for r in tagged if r["status"] == "completed"]) == 4
+
+    # lose two finished runs; the same sweep again runs just those two (plus the bad cells)
+    for run in tagged[:2]:
+        rundb.remove_run(root, run["id"])
+    lines.clear()
+    again = sweep.run_sweep(spec, root, jobs=2, log=lines.append)
+    assert "(2 already finished), 6 to run" in lines[0]
+    assert again["best_mean"] == pytest.approx(result["best_mean"])  # same seeds, same numbers
+    rows = {r["cell"]: r for r in again["rows"]}
+    assert all(rows[f"lr=0.1 epochs={e}"]["completed"] == 2 for e in (3, 5))
