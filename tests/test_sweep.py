@@ -124,3 +124,32 @@ def test_sweep_runs_every_cell_reports_failures_and_resumes(tmp_path, monkeypatc
     assert again["best_mean"] == pytest.approx(result["best_mean"])  # same seeds, same numbers
     rows = {r["cell"]: r for r in again["rows"]}
     assert all(rows[f"lr=0.1 epochs={e}"]["completed"] == 2 for e in (3, 5))
+
+
+def test_ray_executor_runs_the_cells_into_the_same_database(tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    root = tmp_path / "runs"
+    spec = sweep.Spec("boston-housing", sweep.parse_grid(["epochs=3,5"]), seeds=1, profile="quick")
+    try:
+        result = sweep.run_sweep(spec, root, executor="ray", log=lambda m: None)
+    finally:
+        ray.shutdown()
+    assert result["executor"] == "ray" and result["failed"] == 0
+    assert len(rundb.list_runs(root, where={"sweep": spec.id, "status": "completed"})) == 2
+
+
+def test_ray_executor_without_ray_says_how_to_install(tmp_path, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray":
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    spec = sweep.Spec("boston-housing", sweep.parse_grid(["epochs=3"]), profile="quick")
+    with pytest.raises(UserError, match=r"pip install 'mllabs\[ray\]'"):
+        sweep.run_sweep(spec, tmp_path / "runs", executor="ray", log=lambda m: None)

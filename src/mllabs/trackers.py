@@ -105,8 +105,11 @@ def to_mlflow(run_dir: Path, tracking_uri: str | None = None, experiment: str | 
 
     run_dir = Path(run_dir)
     config = params(run_dir)
-    mlflow.set_tracking_uri(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-                            or Path("mlruns").resolve().as_uri())
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or Path("mlruns").resolve().as_uri()
+    if uri.startswith("file:"):
+        # MLflow 3 keeps the plain-folder store only on request; it is what `mlflow ui` reads
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(experiment or f"mllabs-{config.get('lab', 'run')}")
     with mlflow.start_run(run_name=run_dir.name) as active:
         mlflow.log_params({k: v[:500] for k, v in config.items()})
