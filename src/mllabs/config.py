@@ -1,7 +1,7 @@
 """Typed lab configs: defaults <- profile (quick|default|full) <- --set key=value.
 
-A lab's config is a dataclass. Field metadata may carry `help`, `choices` and `min`
-(inclusive lower bound) and `gt` (exclusive lower bound); values given with --set are parsed by the
+A lab's config is a dataclass. Field metadata may carry `help`, `choices`, `min` / `max`
+(inclusive bounds) and `gt` / `lt` (exclusive bounds); values given with --set are parsed by the
 field's annotated type, so `--set epochs=ten` fails with a message that lists what is valid.
 """
 
@@ -20,9 +20,9 @@ PROFILES = ("quick", "default", "full")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
-def option(default: Any, help: str, *, choices=None, min=None, gt=None):
+def option(default: Any, help: str, *, choices=None, min=None, gt=None, max=None, lt=None):
     """A config field with its help text and the bounds that --set values are checked against."""
-    meta = {"help": help, "choices": choices, "min": min, "gt": gt}
+    meta = {"help": help, "choices": choices, "min": min, "gt": gt, "max": max, "lt": lt}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -32,7 +32,9 @@ def option(default: Any, help: str, *, choices=None, min=None, gt=None):
 class LabConfig:
     """Fields every lab has."""
 
-    seed: int = option(0, "seed for python, numpy and torch (repeated runs add 1, 2, ...)", min=0)
+    # numpy's RandomState takes seeds below 2**32; the labs add up to a few thousand to it
+    seed: int = option(0, "seed for python, numpy and torch (repeated runs add 1, 2, ...)", min=0,
+                       max=2**31 - 1)
     device: str = option("auto", "where networks train", choices=DEVICES)
 
 
@@ -49,7 +51,8 @@ class TrainConfig(LabConfig):
     schedule: str = option("constant", "learning-rate schedule", choices=(
         "constant", "exponential", "piecewise", "cosine", "onecycle"))
     gamma: float = option(0.95, "exponential schedule: factor per epoch", gt=0.0)
-    milestones: tuple[int, ...] = option((), "piecewise schedule: epochs where lr is multiplied by factor")
+    milestones: tuple[int, ...] = option((), "piecewise schedule: epochs where lr is multiplied by factor",
+                                         min=1)
     factor: float = option(0.1, "piecewise schedule: multiplier at each milestone", gt=0.0)
     patience: int = option(0, "early stopping: epochs without validation improvement (0 = off)", min=0)
 
@@ -87,6 +90,8 @@ def parse_value(text: str, tp) -> Any:
         value = float(text)
         if not value.is_integer():
             raise ValueError("expected a whole number")
+        if abs(value) >= 2**53:  # beyond this a float has lost the number's last digits
+            raise ValueError("too large")
         return int(value)
     if tp is float:
         value = float(text)
@@ -110,6 +115,10 @@ def check_value(name: str, value: Any, meta: dict) -> None:
             raise UserError(f"{name}={item} is below its minimum {meta['min']}")
         if meta.get("gt") is not None and not item > meta["gt"]:
             raise UserError(f"{name}={item} must be greater than {meta['gt']}")
+        if meta.get("max") is not None and item > meta["max"]:
+            raise UserError(f"{name}={item} is above its maximum {meta['max']}")
+        if meta.get("lt") is not None and not item < meta["lt"]:
+            raise UserError(f"{name}={item} must be less than {meta['lt']}")
         if isinstance(item, float) and math.isinf(item):
             raise UserError(f"{name}={item} must be finite")
 

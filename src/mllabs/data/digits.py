@@ -15,6 +15,9 @@ from mllabs.data.images import to_rgb
 from mllabs.errors import DataError
 
 
+LARGEST = 1024  # pixels a side a digit photo is reduced to before it is prepared
+
+
 def prepare_digit(path: str | Path) -> np.ndarray:
     """Any image file → (28, 28) uint8 with bright ink on black, centred like MNIST."""
     path = Path(path)
@@ -22,7 +25,13 @@ def prepare_digit(path: str | Path) -> np.ndarray:
         if path.stat().st_size == 0:
             raise DataError(f"{path} is empty (0 bytes); pass a PNG, JPEG or BMP of a digit")
         with Image.open(path) as img:
-            grey = np.asarray(to_rgb(img).convert("L"), dtype=np.float32)
+            # a photo of thousands of pixels a side: decode a JPEG at a reduced scale and shrink
+            # anything else, as the digit ends up 20 px tall anyway (a 10000² scan would
+            # otherwise take gigabytes as float32)
+            img.draft("L", (LARGEST, LARGEST))
+            grey_img = to_rgb(img).convert("L")
+            grey_img.thumbnail((LARGEST, LARGEST), Image.Resampling.BILINEAR)
+            grey = np.asarray(grey_img, dtype=np.float32)
     except FileNotFoundError:
         raise DataError(f"{path} does not exist") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:

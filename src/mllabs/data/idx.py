@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -36,7 +37,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DataError(f"{path} is truncated inside its header; replace it with a fresh copy")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = np.dtype(_DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: four 2**32 dims do not overflow
     body = len(raw) - header
     if body != expected:
         raise DataError(f"{path} declares shape {shape} ({expected} bytes) but holds {body} bytes; "

@@ -34,6 +34,8 @@ class ImageFolder:
 
 def to_rgb(img: Image.Image) -> Image.Image:
     img = ImageOps.exif_transpose(img)
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        return _deep_to_rgb(img)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -41,10 +43,27 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _deep_to_rgb(img: Image.Image) -> Image.Image:
+    """16-bit, 32-bit and float greyscale: Pillow's own conversion clips at 255 (a 16-bit scan
+    turns white), so scale by the range the values are written in: 0-1, 0-255, 0-65535."""
+    values = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    peak = float(values.max(initial=0.0))
+    if img.mode.startswith("I;16"):
+        top = 65535.0
+    else:
+        top = next((t for t in (1.0, 255.0, 65535.0) if peak <= t), peak)
+        if img.mode == "I" and top == 1.0:
+            top = 255.0  # integers 0 and 1 are dark pixels, not a 0-1 scale
+    grey = np.clip(values / top * 255.0, 0, 255).round().astype(np.uint8)
+    return Image.fromarray(grey).convert("RGB")
+
+
 def load_image(path: str | Path, size: int) -> np.ndarray:
     """Decode one image to (size, size, 3) uint8: shorter side to `size`, then a centre crop."""
     path = Path(path)
     try:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path} is empty (0 bytes); pass a JPEG or PNG photo")
         with Image.open(path) as img:
             img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when it is large
             rgb = to_rgb(img)
@@ -88,7 +107,9 @@ def read_image_folder(root: str | Path, size: int) -> ImageFolder:
         paths.append(path)
     _warn_skipped(Path(root), skipped)
     if not images:
-        raise DataError(f"no readable images in {root}")
+        first = skipped[0][0].name if skipped else "none"
+        raise DataError(f"no readable images in {root}: all {len(skipped)} file(s) failed to decode "
+                        f"(first: {first}); add JPEG or PNG photos")
     return ImageFolder(np.stack(images), np.asarray(labels, dtype=np.int64), classes, paths, skipped)
 
 

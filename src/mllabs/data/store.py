@@ -200,8 +200,11 @@ def _fetch_archive(ds: Dataset, archive: Archive, folder: Path) -> None:
                 continue
             digest = hashlib.sha256(data).hexdigest()
             if digest not in expected[rel]:
+                # never keep an archive whose contents failed: the next fetch downloads afresh
+                target.unlink(missing_ok=True)
                 raise DataError(f"{archive.url} member {member} fails its checksum; the archive "
-                                f"has changed upstream: point MLLABS_DATA at a mirror instead")
+                                f"has changed upstream (it was removed): point MLLABS_DATA at a "
+                                "mirror instead")
             out = staging / rel
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(data)

@@ -41,17 +41,35 @@ def read_csv(path: str | Path, *, required: Iterable[str] = (), numeric: Iterabl
         raise DataError(f"{path} is not a well-formed table ({str(exc).splitlines()[0]}); "
                         "check its delimiter and quoting") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    if len(frame.columns) == 1:
+        check_delimiter(path, frame.columns[0])
     if rename_snake:
         frame.columns = [snake_case(c) for c in frame.columns]
+    twice = frame.columns[frame.columns.duplicated()]
+    if len(twice):
+        raise DataError(f"{path} has the column {twice[0]!r} twice (names compared "
+                        f"{'in snake_case' if rename_snake else 'as written'}); keep one of them")
     if frame.empty:
         raise DataError(f"{path} has a header but no data rows")
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise DataError(f"{path} has no column {missing[0]!r} (columns: {', '.join(frame.columns)}); "
+        shown = ", ".join(frame.columns[:12]) + (", ..." if len(frame.columns) > 12 else "")
+        raise DataError(f"{path} has no column {missing[0]!r} (columns: {shown}); "
                         f"required: {', '.join(required)}")
     for column in numeric:
         frame[column] = numeric_column(frame[column], path, column)
     return frame
+
+
+def check_delimiter(path: Path, header: str) -> None:
+    """A header that reads as one column but splits on another character: the file is separated
+    by something other than commas, semicolons or tabs (pipes, colons, spaces)."""
+    for name, parts, least in (("'|'", header.split("|"), 2), ("':'", header.split(":"), 3),
+                               ("spaces", header.split(), 3)):
+        if len(parts) >= least:
+            raise DataError(f"{path}: the header {header[:60]!r} reads as one column; the file seems "
+                            f"separated by {name}: save it with commas (or semicolons or tabs) "
+                            "between columns")
 
 
 def numeric_column(values: pd.Series, path, column: str) -> pd.Series:
@@ -61,7 +79,8 @@ def numeric_column(values: pd.Series, path, column: str) -> pd.Series:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         cell = values.iloc[row]
-        shown = "an empty cell" if pd.isna(cell) or str(cell).strip() == "" else repr(str(cell))
+        # pandas reads NaN, NA and empty cells alike as missing
+        shown = "an empty cell or NaN" if pd.isna(cell) or str(cell).strip() == "" else repr(str(cell))
         # +2: one for the header line, one because people count rows from 1
         raise DataError(f"{path}: row {row + 2}, column {column!r} holds {shown}, not a finite "
                         "number; fix or remove that row")

@@ -10,7 +10,7 @@ from torch import nn
 
 from mllabs.data import mnist
 from mllabs.data.digits import prepare_digit
-from mllabs.errors import DataError
+from mllabs.errors import DataError, UserError
 from mllabs.models.cnn import DigitNet, ShallowCNN
 from mllabs.models.lenet import LeNet5
 from mllabs.models.mlp import MLP
@@ -19,6 +19,19 @@ from mllabs.runs import read_json, write_json
 from mllabs.train import load_checkpoint, predict as forward, save_checkpoint
 
 ARCHITECTURES = {"mlp": MLP, "lenet5": LeNet5, "shallow_cnn": ShallowCNN, "digitnet": DigitNet}
+
+
+def check_sizes(cfg, data: mnist.Mnist, *, all_train: bool = False) -> None:
+    """val_size must leave digits to train on (and, with all_train, train_size must fit in what is
+    left); checked in prepare so that a bad size fails before a run directory exists."""
+    total = len(data.train_y)
+    val = getattr(cfg, "val_size", 0)
+    if val >= total:
+        raise UserError(f"val_size={val} holds out all {total:,} training digits, leaving none to "
+                        f"train on; use a val_size below {total:,} (e.g. --set val_size=5000)")
+    if all_train and cfg.train_size > total - val:
+        raise UserError(f"train_size={cfg.train_size} is more than the {total - val:,} digits left "
+                        f"after holding out val_size={val}; lower one of them")
 
 
 def split_validation(data: mnist.Mnist, size: int, seed: int):

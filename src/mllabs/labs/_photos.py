@@ -49,10 +49,12 @@ class PhotoConfig(TrainConfig):
     weight_decay: float = option(0.05, "weight decay (decoupled for adamw)", min=0.0)
     schedule: str = option("cosine", "learning-rate schedule (piecewise: × factor at each milestone)",
                            choices=("constant", "exponential", "piecewise", "cosine"))
-    label_smoothing: float = option(0.1, "share of each target spread over the other classes", min=0.0)
+    label_smoothing: float = option(0.1, "share of each target spread over the other classes", min=0.0,
+                                    lt=1.0)
     augment: bool = option(True, "random resized crop, flip and colour jitter while training")
-    val_fraction: float = option(0.15, "share of each class held out to pick the best epoch", gt=0.0)
-    test_fraction: float = option(0.15, "share of each class held out for the test set", gt=0.0)
+    val_fraction: float = option(0.15, "share of each class held out to pick the best epoch", gt=0.0,
+                                 lt=1.0)
+    test_fraction: float = option(0.15, "share of each class held out for the test set", gt=0.0, lt=1.0)
     zero_init_residual: bool = option(True, "start each residual block as the identity (last batch "
                                       "norm of the block at zero)")
     pretrained: bool = option(False, "start ResNets from ImageNet weights (downloaded once; needs internet)")

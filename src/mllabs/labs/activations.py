@@ -74,7 +74,9 @@ def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
         raise UserError(f"activations is empty; name at least one of {', '.join(ACTIVATIONS)}")
     if len(set(cfg.activations)) != len(cfg.activations):
         raise UserError(f"activations={','.join(cfg.activations)} names one twice; list each once")
-    return mnist.load(data_dir)
+    data = mnist.load(data_dir)
+    _mnist.check_sizes(cfg, data)
+    return data
 
 
 def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:

@@ -51,17 +51,17 @@ class Config(TrainConfig):
     lr: float = option(1e-3, "learning rate", gt=0.0)
     schedule: str = option("cosine", "learning-rate schedule", choices=(
         "constant", "exponential", "piecewise", "cosine"))
-    hidden: tuple[int, ...] = option((128, 128), "hidden layer widths (the handout: 64,64)")
-    dropout: float = option(0.2, "dropout after each hidden layer (the handout: 0)", min=0.0)
+    hidden: tuple[int, ...] = option((128, 128), "hidden layer widths (the handout: 64,64)", min=1)
+    dropout: float = option(0.2, "dropout after each hidden layer (the handout: 0)", min=0.0, lt=1.0)
     target: str = option("log", "what the network learns: log MPG or MPG (standardised either way)",
                          choices=("log", "mpg"))
     refit: bool = option(True, "after the train/validation run, retrain on all training cars "
                          "with the same budget and report that network")
     activation: str = option("relu", "hidden-layer activation", choices=("relu", "tanh", "sigmoid", "gelu"))
     seeds: int = option(5, "networks trained with seeds seed, seed+1, ...; mean ± std reported", min=1)
-    test_fraction: float = option(0.2, "share of cars held out for the test set", gt=0.0)
+    test_fraction: float = option(0.2, "share of cars held out for the test set", gt=0.0, lt=1.0)
     val_fraction: float = option(0.2, "share of the training cars held out for validation curves",
-                                 min=0.0)
+                                 min=0.0, lt=1.0)
 
 
 PROFILES = {

@@ -56,8 +56,9 @@ class Config(TrainConfig):
     lr: float = option(1e-3, "the linear model's learning rate", gt=0.0)
     batch_size: int = option(128, "rows per update for the hourly table", min=1)
     day_batch_size: int = option(32, "rows per update for the daily table (731 rows in all)", min=1)
-    test_fraction: float = option(0.2, "the last share of days held out as the test set", gt=0.0)
-    mlp_hidden: tuple[int, ...] = option((64, 64), "hidden layer widths of the MLP")
+    test_fraction: float = option(0.2, "the last share of days held out as the test set", gt=0.0,
+                                  lt=1.0)
+    mlp_hidden: tuple[int, ...] = option((64, 64), "hidden layer widths of the MLP", min=1)
     mlp_epochs: int = option(60, "epochs of the MLP (Adam, learning rate 1e-3)", min=1)
     gbm_iterations: int = option(300, "boosting iterations of the trees", min=1)
     predict_model: str = option("gbm", "the model `mllabs predict` uses", choices=("linear", "ols", "mlp", "gbm"))

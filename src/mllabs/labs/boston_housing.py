@@ -78,7 +78,7 @@ class Config(LabConfig):
                            choices=("cosine", "constant"))
     split: str = option("shuffled", "test houses: a seeded random sample, or the end of the file "
                         "(the handout's cut)", choices=("shuffled", "file-order"))
-    test_fraction: float = option(0.2, "share of houses held out for the test set", gt=0.0)
+    test_fraction: float = option(0.2, "share of houses held out for the test set", gt=0.0, lt=1.0)
 
 
 PROFILES = {
@@ -531,6 +531,10 @@ def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
     for path in inputs:
         frame = read_csv(path)
         by_lower = {c.lower(): c for c in frame.columns}
+        if len(by_lower) < len(frame.columns):
+            twice = next(c for c in frame.columns if sum(o.lower() == c.lower() for o in frame.columns) > 1)
+            raise DataError(f"{path} has the column {twice.lower()!r} twice (names compared in any "
+                            "case); keep one of them")
         missing = [f for f in FEATURES if f.lower() not in by_lower]
         if missing:
             raise DataError(f"{path} has no column {missing[0]!r} (columns: "

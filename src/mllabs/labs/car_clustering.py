@@ -734,6 +734,10 @@ def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
         frame = read_csv(path)
         given = list(frame.columns)
         frame.columns = [c.lower() for c in given]  # column names match in any case
+        twice = frame.columns[frame.columns.duplicated()]
+        if len(twice):
+            raise DataError(f"{path} has the column {twice[0]!r} twice (names compared in any case); "
+                            "keep one of them")
         missing = [f for f in features if f not in frame.columns]
         if missing:
             raise DataError(f"{path} has no column {missing[0]!r} (columns: {', '.join(given)}); "

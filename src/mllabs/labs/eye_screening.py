@@ -60,9 +60,10 @@ class Config(PhotoConfig):
     epochs: int = option(30, "passes over the training photos, the same for every model", min=1)
     lr: float = option(1e-3, "peak learning rate", gt=0.0)
     label_smoothing: float = option(0.0, "share of each target spread over the other class (0 keeps "
-                                    "the probabilities the ROC curve reads honest)", min=0.0)
-    val_fraction: float = option(0.2, "share of each class held out to pick the best epoch", gt=0.0)
-    test_fraction: float = option(0.2, "share of each class held out for the test set", gt=0.0)
+                                    "the probabilities the ROC curve reads honest)", min=0.0, lt=1.0)
+    val_fraction: float = option(0.2, "share of each class held out to pick the best epoch", gt=0.0,
+                                 lt=1.0)
+    test_fraction: float = option(0.2, "share of each class held out for the test set", gt=0.0, lt=1.0)
     lenet_activation: str = option("relu", "LeNet-5's activation (sigmoid: the 1998 original, "
                                    "which barely learns here)", choices=("relu", "sigmoid", "tanh"))
     positive: str = option("", "the class a screening flags (default: pathologic if there is "

@@ -55,7 +55,7 @@ class Config(TrainConfig):
     seeds: int = option(3, "networks trained from different seeds (seed, seed+1, ...)", min=1)
     widths: tuple[int, ...] = option((16, 48, 96), "channels of each stage (28, 14, 7 px)", min=1)
     depth: int = option(1, "convolutions per stage", min=1)
-    dropout: float = option(0.1, "dropout before the last layer", min=0.0)
+    dropout: float = option(0.1, "dropout before the last layer", min=0.0, lt=1.0)
     augment: bool = option(True, "randomly shift, turn and zoom every training batch")
     degrees: float = option(8.0, "augmentation: largest turn, in degrees", min=0.0)
     shift: float = option(0.06, "augmentation: largest shift, as a share of the side", min=0.0)
@@ -81,7 +81,9 @@ def build(cfg: Config) -> DigitNet:
 
 
 def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
-    return mnist.load(data_dir)
+    data = mnist.load(data_dir)
+    _mnist.check_sizes(cfg, data)
+    return data
 
 
 def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:

@@ -58,7 +58,9 @@ def networks(cfg: Config) -> dict:
 
 
 def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
-    return mnist.load(data_dir)  # step 1 of the pipeline: load (IDX files, checked by sha256)
+    data = mnist.load(data_dir)  # step 1 of the pipeline: load (IDX files, checked by sha256)
+    _mnist.check_sizes(cfg, data)
+    return data
 
 
 def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:

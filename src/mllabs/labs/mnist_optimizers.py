@@ -46,7 +46,7 @@ HANDOUT = {"gd": (0.9971, 0.9812), "sgd": (0.9593, 0.9572), "rmsprop": (0.8803, 
 class Config(TrainConfig):
     epochs: int = option(5, "passes over the training digits, the same for every optimizer", min=1)
     batch_size: int = option(128, "digits per update (gd always uses all of them)", min=1)
-    hidden: tuple[int, ...] = option((256,), "hidden layer widths of the 784 → … → 10 network")
+    hidden: tuple[int, ...] = option((256,), "hidden layer widths of the 784 → … → 10 network", min=1)
     schedule: str = option("cosine", "learning-rate schedule, the same for every optimizer", choices=(
         "constant", "exponential", "piecewise", "cosine"))
     optimizers: tuple[str, ...] = option(ALL_OPTIMIZERS, "optimizers to compare",
@@ -72,7 +72,9 @@ def networks(cfg: Config) -> dict:
 
 
 def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
-    return mnist.load(data_dir)
+    data = mnist.load(data_dir)
+    _mnist.check_sizes(cfg, data)
+    return data
 
 
 def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:

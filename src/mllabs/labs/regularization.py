@@ -57,7 +57,8 @@ class Config(TrainConfig):
     loss: str = option("cross_entropy", "training loss (mse: on the softmax probabilities against "
                        "one-hot targets)", choices=LOSSES)
     inspect: bool = option(False, "print and tabulate every layer's output statistics on one batch")
-    hidden: tuple[int, ...] = option((256, 256), "hidden layer widths of the 784 → … → 10 network")
+    hidden: tuple[int, ...] = option((256, 256), "hidden layer widths of the 784 → … → 10 network",
+                                     min=1)
     seeds: int = option(3, "seeds per weight decay", min=1)
     epochs: int = option(40, "passes over the training digits", min=1)
     batch_size: int = option(64, "digits per update", min=1)
@@ -93,15 +94,14 @@ def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
                         "rather than weight_decay")
     if not cfg.hidden:
         raise UserError("hidden is empty; give at least one hidden layer width, e.g. --set hidden=256")
-    return mnist.load(data_dir)
+    data = mnist.load(data_dir)
+    _mnist.check_sizes(cfg, data, all_train=True)
+    return data
 
 
 def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     rep = ctx.report
     train_idx, val_idx = _mnist.split_validation(data, cfg.val_size, cfg.seed)
-    if cfg.train_size > len(train_idx):
-        raise UserError(f"train_size={cfg.train_size} is more than the {len(train_idx):,} digits left "
-                        f"after holding out val_size={cfg.val_size}; lower one of them")
     train_idx = train_idx[:cfg.train_size]
     x_train, x_val, x_test = (mnist.normalise(a) for a in
                               (data.train_x[train_idx], data.train_x[val_idx], data.test_x))
