@@ -45,9 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a lab (or `all`) and write its report",
                          description="Run a lab and write runs/<lab>/<stamp>-<id>/ with its report.")
     run.add_argument("lab", help="lab name (see `mllabs list`) or `all`")
-    run.add_argument("--profile", default="default", choices=("quick", "default", "full"),
+    run.add_argument("--profile", choices=("quick", "default", "full"),
                      help="quick: seconds, for smoke tests; default: the lab's real result on a "
-                          "CPU; full: the original handout's budget (default: %(default)s)")
+                          "CPU; full: the original handout's budget (default: default)")
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value (repeatable); `mllabs config LAB` lists keys")
     run.add_argument("--seed", type=int, help="seed for python, numpy and torch")
@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_arg(run)
     run.add_argument("--json", action="store_true", help="print metrics.json (+ run_dir) only")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                     help="continue an interrupted run in its own directory, with its saved "
+                          "config, from each network's last complete epoch")
+    run.add_argument("--max-seconds", type=float, metavar="S",
+                     help="stop training at the first epoch boundary after S seconds (per lab); "
+                          "the run ends interrupted with its report, and --resume continues it")
 
     pred = sub.add_parser("predict", help="predict with a finished run on your own files")
     pred.add_argument("run_dir", type=Path, help="a run directory made by `mllabs run`")
@@ -192,6 +198,12 @@ def cmd_run(args, argv) -> int:
     names = list(LABS) if args.lab == "all" else [args.lab]
     if args.lab == "all" and args.sets:
         raise UserError("--set applies to one lab; run the lab by name to override its config")
+    if args.lab == "all" and args.resume:
+        raise UserError("--resume continues one run; give the lab by name: "
+                        "mllabs run LAB --resume RUN_DIR")
+    if args.max_seconds is not None and not 0 < args.max_seconds < float("inf"):
+        raise UserError(f"--max-seconds {args.max_seconds:g} is not a positive number of "
+                        "seconds")
     results, skipped = [], []
     for name in names:
         if args.lab == "all" and getattr(get_lab(name), "USER_DATA", False):
@@ -201,7 +213,8 @@ def cmd_run(args, argv) -> int:
                                          if args.lab == "all" else argv)
         results.append(execute(name, profile=args.profile, sets=args.sets, seed=args.seed,
                                device=args.device, out=args.out, data_dir=args.data_dir,
-                               progress=not (args.quiet or args.json), command=command))
+                               progress=not (args.quiet or args.json), command=command,
+                               resume=args.resume, max_seconds=args.max_seconds))
     completed = all(r["status"] == "completed" for r in results)
     if args.json:
         print(json.dumps(results if args.lab == "all" else results[0], indent=2))
@@ -211,6 +224,9 @@ def cmd_run(args, argv) -> int:
                         if isinstance(v, (int, float)))
         print(f"{result['lab']}: {result['status']} in {result['seconds']:.1f} s  {key}")
         print(f"  report: {Path(result['run_dir']) / 'report.html'}")
+        if result.get("reason"):
+            print(f"  {result['reason']}; continue it with: mllabs run {result['lab']} --resume "
+                  f"{result['run_dir']}")
     for name in skipped:
         print(f"{name}: skipped (it needs your own data: mllabs run {name} --data-dir PATH)")
     print(f"all runs: {args.out / 'index.html'}")

@@ -41,6 +41,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def inside(root: Path, name: str | Path) -> Path:
+    """root/name, refused when it would land outside root: `..`, an absolute path or a symlink
+    out of it. Every file name that comes from a config value or the command line goes through
+    this before anything is written under a run directory."""
+    base = Path(root).resolve()
+    path = (base / name).resolve()
+    if path != base and base not in path.parents:
+        raise UserError(f"{str(name)!r} would be written outside the run directory {root}; use a "
+                        "plain name without '..' or a leading '/'")
+    return path
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
@@ -130,6 +142,19 @@ class Run:
         (path / "checkpoints").mkdir()
         return cls(path=path, lab=lab)
 
+    @classmethod
+    def open(cls, path: Path) -> "Run":
+        """An existing run directory, to resume it: its clock goes on from the seconds it ran."""
+        path = Path(path)
+        config = read_json(path / "config.json")
+        try:
+            earlier = float(read_json(path / "metrics.json").get("seconds") or 0)
+        except UserError:  # killed before it could write one
+            earlier = 0.0
+        (path / "figures").mkdir(exist_ok=True)
+        (path / "checkpoints").mkdir(exist_ok=True)
+        return cls(path=path, lab=config.get("lab", path.parent.name), started=time.time() - earlier)
+
     @property
     def figures(self) -> Path:
         return self.path / "figures"
@@ -139,7 +164,7 @@ class Run:
         return self.path / "checkpoints"
 
     def write_json(self, name: str, obj: Any) -> Path:
-        write_json(self.path / name, obj)
+        write_json(inside(self.path, name), obj)
         return self.path / name
 
     def write_history(self, rows: list[dict[str, Any]], name: str = "history.csv") -> Path:
@@ -151,15 +176,16 @@ class Run:
         writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-        atomic_write_text(self.path / name, buf.getvalue())
+        atomic_write_text(inside(self.path, name), buf.getvalue())
         return self.path / name
 
-    def write_metrics(self, status: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    def write_metrics(self, status: str, metrics: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        """metrics.json; `extra` adds top-level keys (an interrupted run's `reason`)."""
         assert status in STATUSES, status
         # NaN and infinity are not JSON: a value that is not a finite number is written as null
         metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                    for k, v in metrics.items()}
         result = {"lab": self.lab, "status": status,
-                  "seconds": round(time.time() - self.started, 3), "metrics": metrics}
+                  "seconds": round(time.time() - self.started, 3), **extra, "metrics": metrics}
         self.write_json("metrics.json", result)
         return result

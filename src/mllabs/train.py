@@ -8,15 +8,17 @@ mean over the epoch's batches, as Keras reports them; val_* metrics are exact.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import math
+import pickle
 import random
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -24,7 +26,7 @@ from torch import nn
 
 from mllabs.config import TrainConfig
 from mllabs.errors import UserError
-from mllabs.runs import atomic_write_bytes
+from mllabs.runs import atomic_write_bytes, inside
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (output, target) -> batch mean
 # (stored batch, training?) -> model input; e.g. uint8 photos -> augmented, normalised floats
@@ -189,13 +191,187 @@ def save_epoch_checkpoint(folder: Path, epoch: int, model: nn.Module, optimizer,
 
 
 def load_checkpoint(path: Path) -> dict:
+    """A checkpoint's dict, read with weights_only=True: a file that holds anything but tensors
+    and plain values (pickled code, foreign objects) is refused before any of it runs."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(f"{path} does not exist; was the run completed?") from None
-    except Exception as exc:  # pickle errors, truncated zips, foreign objects
+    except pickle.UnpicklingError:
+        raise UserError(f"{path} is not a checkpoint mllabs can load safely: it holds pickled Python "
+                        "objects, not only tensors, and was refused unread; it may have been "
+                        "tampered with or not come from mllabs: re-run the lab") from None
+    except Exception as exc:  # truncated zips, foreign formats
         raise UserError(f"{path} is not a checkpoint mllabs can load safely ({type(exc).__name__}); "
                         "it may be damaged or not from mllabs: re-run the lab") from None
+    if not isinstance(state, dict):
+        raise UserError(f"{path} holds a {type(state).__name__}, not an mllabs checkpoint; re-run the lab")
+    return state
+
+
+def _first_problem(exc: Exception) -> str:
+    """load_state_dict's first complaint ("size mismatch for fc.weight: ..."), on one line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[1] if len(lines) > 1 else lines[0]) if lines else type(exc).__name__
+
+
+def load_weights(model: nn.Module, path: Path) -> dict:
+    """Load a checkpoint's weights into `model`; a file saved by another architecture or with other
+    layer sizes is refused with a message that names the file and the first mismatch."""
+    state = load_checkpoint(path)
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path} does not fit the {type(model).__name__} network "
+                        f"({_first_problem(exc)}); it was saved by "
+                        "another network or config: re-run the lab to make a matching one") from None
+    return state
+
+
+# ---------------------------------------------------------------------------- resume and budget
+
+class OutOfTime(KeyboardInterrupt):
+    """The run's --max-seconds budget is spent. A KeyboardInterrupt so that it leaves a lab's code
+    the way Ctrl-C does (no lab catches it) and the run ends resumable, its report written."""
+
+
+@dataclass
+class Session:
+    """What execute() tells every fit() of one run.
+
+    Each fit() call gets the next state file in `state_dir` (fit-001.pt, fit-002.pt, ...). A lab
+    re-run with its saved config builds the same networks from the same seeds in the same order,
+    so on --resume the n-th call finds its own state: a finished network is restored without
+    training, an unfinished one continues from its last complete epoch."""
+
+    state_dir: Path | None = None
+    root: Path | None = None              # checkpoint folders must stay inside it (the run)
+    max_seconds: float | None = None
+    state_share: float = 0.02             # of training time, at most, spent saving states
+    started: float = field(default_factory=time.monotonic)
+    calls: int = 0
+    histories: list[tuple[str, list[dict]]] = field(default_factory=list)
+    where: str = ""                       # the network and epoch in training, for the report
+
+    def next_state(self) -> Path | None:
+        self.calls += 1
+        return self.state_dir / f"fit-{self.calls:03d}.pt" if self.state_dir else None
+
+    def out_of_time(self, next_epoch: float) -> bool:
+        """The budget is spent, or would be before an epoch as long as `next_epoch` ends."""
+        return (self.max_seconds is not None
+                and time.monotonic() - self.started + next_epoch > self.max_seconds)
+
+
+_session: Session | None = None
+
+
+@contextlib.contextmanager
+def session(**kw) -> Iterator[Session]:
+    """Every fit() inside the block saves and resumes its state through one Session."""
+    global _session
+    previous, _session = _session, Session(**kw)
+    try:
+        yield _session
+    finally:
+        _session = previous
+
+
+def _rng_state(device: torch.device) -> dict:
+    """The global generators (dropout, torch.rand in a lab, numpy, random) as plain values."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": [torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+             "python": [version, list(internal), gauss_next]}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _recorded(hook) -> dict[str, list]:
+    """The lists of plain values a hook keeps (models/inspect.py's recorders keep one tensor per
+    update): saved with the state, so a resumed fit's recorder holds every epoch, not only the
+    ones trained after the resume."""
+    return {k: list(v) for k, v in getattr(hook, "__dict__", {}).items()
+            if isinstance(v, list) and all(isinstance(i, (torch.Tensor, int, float, str)) for i in v)}
+
+
+def memory_estimate(model: nn.Module, sample: torch.Tensor, batch_size: int) -> int:
+    """Rough bytes one training step needs: every layer's output for one sample (one dry forward
+    pass) × batch × 3 (the outputs kept for backward, their gradients, workspace), plus weights,
+    gradients and two optimizer moments. The stored data is not counted: it is already loaded."""
+    sizes: list[int] = []
+
+    def record(_module, _inputs, output):
+        if isinstance(output, torch.Tensor):
+            sizes.append(output.numel() * 4)  # float32; bfloat16 autocast needs less
+
+    hooks = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
+    was_training = model.training
+    try:
+        # an eval-mode pass draws no random numbers; forking the CPU stream makes sure of it
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            model.eval()
+            model(sample)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    weights = sum(p.numel() for p in model.parameters()) * 4
+    return (sum(sizes) + sample.numel() * 4) * batch_size * 3 + 4 * weights
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Free bytes where training runs: the GPU's free memory, or the system's available memory."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type != "cpu":
+        return None
+    try:
+        import psutil
+
+        return psutil.virtual_memory().available
+    except ImportError:
+        pass
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def warn_if_too_big(model: nn.Module, sample: torch.Tensor, batch_size: int, device: torch.device,
+                    label: str = "") -> bool:
+    """One line on stderr when a training step would not fit in memory (estimated); True if so.
+    `sample` is one model input, as the model gets it (after any batch_transform)."""
+    try:
+        need, have = memory_estimate(model, sample, batch_size), available_memory(device)
+    except Exception:  # an estimate must never be what stops a run; training will say what fails
+        return False
+    if have is None or need <= have:
+        return False
+    shape = "×".join(map(str, sample.shape[1:]))
+    print(f"mllabs: warning: {label or 'training'} may not fit in memory: about {_size(need)} for "
+          f"batches of {batch_size} × {shape} (estimated), {_size(have)} available on "
+          f"{device.type}; lower batch_size or image_size if it fails", file=sys.stderr, flush=True)
+    return True
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
 
 
 class _Progress:
@@ -255,6 +431,9 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
     the gradients are there to look at (the activations lab records their size per layer).
     `autocast` (e.g. torch.bfloat16, see resolve_precision) runs forward passes and losses in
     that dtype; weights, gradients and optimizer state stay float32.
+    Inside a `session()` (every `mllabs run`), the full training state is saved after epochs
+    (atomically, at most ~2 % of the time) and at the end, and found again on --resume; the
+    session's time budget ends training with OutOfTime at an epoch boundary, its state saved.
     """
     device = device or torch.device("cpu")
     metrics = metrics or {}
@@ -269,10 +448,75 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
     shuffle = torch.Generator().manual_seed(cfg.seed)
     result = FitResult()
     best_value, best_state, since_best = math.inf, None, 0
-    bar = _Progress(cfg.epochs, label, progress)
+
+    sess = _session
+    state_path = sess.next_state() if sess else None
+    if checkpoint_dir and sess and sess.root:
+        checkpoint_dir = inside(sess.root, checkpoint_dir)
+    hooks = {"loss_fn": loss_fn, "after_backward": after_backward, "stop_when": stop_when,
+             **{f"metric {k}": fn for k, fn in metrics.items()}}
+    augment_rng = getattr(batch_transform, "generator", None)  # PhotoBatches, DigitBatches
+    # what must match for a saved state to belong to this call
+    identity = {"label": label, "examples": n, "batch_size": batch_size, "epochs": cfg.epochs,
+                "optimizer": cfg.optimizer, "schedule": cfg.schedule, "seed": cfg.seed}
+    finished, earlier_seconds = False, 0.0
+    if state_path is not None and state_path.exists():
+        saved = load_checkpoint(state_path)
+        if saved.get("identity") != identity:
+            raise UserError(f"{state_path} was saved by another network or config "
+                            f"({saved.get('identity')}, here {identity}); this run cannot be "
+                            "resumed: start a new one")
+        try:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(saved["scheduler"])
+            shuffle.set_state(saved["shuffle"])
+            if augment_rng is not None and saved["augment"] is not None:
+                augment_rng.set_state(saved["augment"])
+            _set_rng_state(saved["rng"])
+            for role, lists in saved["recorded"].items():
+                for key, values in lists.items():
+                    setattr(hooks[role], key, [v.to(device) if isinstance(v, torch.Tensor) else v
+                                               for v in values])
+            result = FitResult(saved["history"], saved["status"], saved["stopped_early"],
+                               saved["best_epoch"], saved["updates"])
+            best_value, best_state, since_best = saved["best_value"], saved["best_state"], saved["since_best"]
+            finished, earlier_seconds = saved["finished"], saved["seconds"]
+        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UserError(f"{state_path} does not fit this network or is damaged "
+                            f"({_first_problem(exc)}); the code or the file changed since it was "
+                            "saved: start a new run instead of --resume") from None
+    if sess is not None:
+        sess.histories.append((label or f"network {sess.calls}", result.history))
+
+    def save_state(done: bool) -> None:
+        """Everything the next epoch depends on, so that a resumed run ends as this one would."""
+        save_checkpoint(state_path, model.state_dict(), identity=identity, finished=done,
+                        epoch=len(result.history),
+                        optimizer=optimizer.state_dict(),
+                        scheduler=scheduler.state_dict() if scheduler is not None else None,
+                        shuffle=shuffle.get_state(),
+                        augment=augment_rng.get_state() if augment_rng is not None else None,
+                        rng=_rng_state(device), recorded={k: _recorded(h) for k, h in hooks.items()},
+                        history=result.history, status=result.status,
+                        stopped_early=result.stopped_early, best_epoch=result.best_epoch,
+                        updates=result.updates, best_value=best_value, best_state=best_state,
+                        since_best=since_best,
+                        seconds=earlier_seconds + time.perf_counter() - started)
+
+    bar = _Progress(cfg.epochs, label, progress and not finished)
     started = time.perf_counter()
+    saving = 0.0  # seconds spent writing states: kept under sess.state_share of training time
+    guard = not finished  # images: say before the first update if a step may not fit in memory
+    stopping = sess is not None and not finished and sess.out_of_time(0)
     try:
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(len(result.history) + 1, 0 if finished else cfg.epochs + 1):
+            if stopping:
+                raise OutOfTime(f"time budget of {sess.max_seconds:g} s spent: "
+                                f"{label or 'training'} stopped before epoch {epoch} of {cfg.epochs}")
+            if sess is not None:
+                sess.where = f"in {label or 'training'}, epoch {epoch} of {cfg.epochs}"
             tick = time.perf_counter()
             model.train()
             order = torch.randperm(n, generator=shuffle).to(device)
@@ -282,7 +526,11 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
                 xb, yb = x[idx], y[idx]
                 with torch.autocast(device.type, dtype=autocast or torch.bfloat16,
                                     enabled=autocast is not None):
-                    out = model(batch_transform(xb, True) if batch_transform else xb)
+                    inputs = batch_transform(xb, True) if batch_transform else xb
+                    if guard and inputs.dim() == 4:  # the first batch shows the real input size
+                        warn_if_too_big(model, inputs[:1], batch_size, device, label)
+                    guard = False
+                    out = model(inputs)
                     loss = loss_fn(out, yb)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -308,31 +556,45 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
                 scheduler.step()
             row["seconds"] = time.perf_counter() - tick
             result.history.append(row)
-            bar.update(epoch, row)
 
             watched = row["val_loss"] if val is not None else row["train_loss"]
+            stop = False
             if not (math.isfinite(row["train_loss"]) and math.isfinite(watched)):
-                result.status = "diverged"
-                break
-            if watched < best_value:
-                best_value, result.best_epoch, since_best = watched, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
+                result.status, stop = "diverged", True
             else:
-                since_best += 1
-            if checkpoint_dir and epoch % checkpoint_every == 0:
-                save_epoch_checkpoint(Path(checkpoint_dir), epoch, model, optimizer, keep_last)
-            if (cfg.patience and since_best >= cfg.patience) or (stop_when and stop_when(result.history)):
-                result.stopped_early = True
+                if watched < best_value:
+                    best_value, result.best_epoch, since_best = watched, epoch, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    since_best += 1
+                if checkpoint_dir and epoch % checkpoint_every == 0:
+                    save_epoch_checkpoint(Path(checkpoint_dir), epoch, model, optimizer, keep_last)
+                if (cfg.patience and since_best >= cfg.patience) or (stop_when and stop_when(result.history)):
+                    result.stopped_early, stop = True, True
+            stopping = (sess is not None and not stop and epoch < cfg.epochs
+                        and sess.out_of_time(row["seconds"]))
+            # the state is on disk before the epoch is reported, and always before a budget stop
+            if state_path and not stop and epoch < cfg.epochs and (
+                    stopping or saving <= sess.state_share * (time.perf_counter() - started)):
+                tick = time.perf_counter()
+                save_state(done=False)
+                saving += time.perf_counter() - tick
+            if sess is not None:
+                sess.where = f"in {label or 'training'}, after epoch {epoch} of {cfg.epochs}"
+            bar.update(epoch, row)
+            if stop:
                 break
     finally:
         bar.close()
-    result.seconds = time.perf_counter() - started
-    if checkpoint_dir:
+    result.seconds = earlier_seconds + time.perf_counter() - started
+    if checkpoint_dir and not finished:  # a restored network's files are on disk already
         epochs_run = len(result.history)
         if epochs_run and epochs_run % checkpoint_every:  # the last epoch is always kept
             save_epoch_checkpoint(Path(checkpoint_dir), epochs_run, model, optimizer, keep_last)
         if best_state is not None:
             save_checkpoint(Path(checkpoint_dir) / "best.pt", best_state, epoch=result.best_epoch)
+    if state_path is not None and not finished:
+        save_state(done=True)  # after the checkpoints: a finished state means they are there
     if restore_best and best_state is not None:
         model.load_state_dict(best_state)
     return result
