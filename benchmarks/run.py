@@ -1,0 +1,728 @@
+#!/usr/bin/env python3
+"""mllabs against its peers, measured in one run on one machine; writes benchmarks/results.md.
+
+    python benchmarks/run.py                      # every benchmark, 3 repeats (1.5-2.5 hours)
+    python benchmarks/run.py --only lenet --repeat 5
+    python benchmarks/run.py --only suite         # every lab's default profile (35+ minutes)
+    python benchmarks/run.py --smoke              # a few minutes: checks the plumbing only
+
+Benchmarks (one function each below):
+  floor     this machine's float32 matmul throughput → LeNet-5's compute floor per epoch
+  lenet     LeNet-5 on MNIST to 99.0 % test accuracy: mllabs (lab recipe and the handout's
+            Momentum 0.01/0.9, batch 32) vs MindSpore, Keras and a PyTorch DataLoader loop
+  auto-mpg  the TensorFlow regression tutorial's network: mllabs vs Keras, test MAE and time;
+            and the auto-mpg lab's default profile as a user runs it
+  flowers   the plain CNN, a fixed number of epochs: images per second, training and inference
+  suite     `mllabs run LAB` for every lab on its default profile, total wall time
+
+Each measurement is its own subprocess with the same thread settings (--threads, default 2), and
+prints one JSON line (see benchmarks/peers/_common.py). Repeats are interleaved: every variant
+once, then every variant again. The peer frameworks (TensorFlow/Keras, MindSpore) live only in
+benchmarks/peers/.venv (git-ignored), which this script creates on first use from
+benchmarks/peers/requirements.txt; the mllabs side and the PyTorch peer run with the project's
+own interpreter (.venv/bin/python). Only the standard library is imported here, so any Python 3
+can run this file.
+
+Results: benchmarks/results.md (tables, headline sentences) and beside it results.json (every
+raw number). `--only NAME` replaces that benchmark's section and keeps the others. Each
+subprocess's full output is kept in a temporary folder whose path is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PEERS = HERE / "peers"
+PEER_VENV = PEERS / ".venv"
+REQUIREMENTS = PEERS / "requirements.txt"
+RESULTS = HERE / "results.md"
+THREADS = 2
+BENCHMARKS = ("floor", "lenet", "auto-mpg", "flowers", "suite")
+
+
+# ---------------------------------------------------------------------------- the peers' venv
+
+def peer_python(log) -> tuple[Path | None, str]:
+    """benchmarks/peers/.venv's python, created and filled from requirements.txt on first use
+    (and again when requirements.txt changes). Returns (python, "") or (None, why not)."""
+    python = PEER_VENV / "bin" / "python"
+    stamp = PEER_VENV / "requirements.sha256"
+    want = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text().strip() == want:
+        return python, ""
+    base = shutil.which("python3.11") or shutil.which("python3") or sys.executable
+    log(f"creating {PEER_VENV.relative_to(ROOT)} with {base} and installing {REQUIREMENTS.name} "
+        "(a few GB, several minutes the first time)")
+    if not python.exists():
+        subprocess.run([base, "-m", "venv", str(PEER_VENV)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
+    subprocess.run(pip + ["--upgrade", "pip"], check=False)
+    done = subprocess.run(pip + ["-r", str(REQUIREMENTS)], check=False)
+    if done.returncode != 0:
+        # install what can be installed, one by one, so one missing wheel costs one peer only
+        failed = []
+        for line in REQUIREMENTS.read_text().splitlines():
+            req = line.split("#")[0].strip()
+            if req and subprocess.run(pip + [req], check=False).returncode != 0:
+                failed.append(req)
+        return python, (f"pip could not install {', '.join(failed) or 'the peers together'} into "
+                        f"{PEER_VENV.relative_to(ROOT)} (made with {base}) "
+                        "(pip's output is in the runner's log); those peers are not measured")
+    stamp.write_text(want + "\n")
+    return python, ""
+
+
+
+# ---------------------------------------------------------------------------- running one measurement
+
+class Context:
+    """The run's settings and where everything goes."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.smoke = args.smoke
+        self.threads = args.threads
+        self.repeat = args.repeat
+        self.work = Path(tempfile.mkdtemp(prefix="mllabs-bench-"))
+        self.logs = self.work / "logs"
+        self.logs.mkdir()
+        project = ROOT / ".venv" / "bin" / "python"
+        self.python = project if project.exists() else Path(sys.executable)
+        self.peer_python: Path | None = None
+        self.peer_problem = ""
+        self.count = 0
+
+    def log(self, message: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env.update({"BENCH_THREADS": str(self.threads), "OMP_NUM_THREADS": str(self.threads),
+                    "MKL_NUM_THREADS": str(self.threads), "TF_NUM_INTRAOP_THREADS": str(self.threads),
+                    "TF_NUM_INTEROP_THREADS": "1", "MLLABS_DATA": str(self.args.data),
+                    "MLLABS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+        return env
+
+    def peers(self) -> Path | None:
+        if self.peer_python is None and not self.peer_problem:
+            try:
+                self.peer_python, self.peer_problem = peer_python(self.log)
+            except (OSError, subprocess.CalledProcessError) as exc:
+                self.peer_problem = f"could not create {PEER_VENV}: {exc}"
+        return self.peer_python
+
+    def measure(self, python: Path | None, script: str, *extra: str, timeout: float = 3600) -> dict:
+        """Run benchmarks/peers/<script> in its own process; its JSON line, or {"error": ...}."""
+        self.count += 1
+        label = f"{script} {' '.join(extra)}".strip()
+        if python is None:
+            return {"error": self.peer_problem or "no interpreter for this peer"}
+        cmd = [str(python), str(PEERS / script), "--data", str(self.args.data), "--threads",
+               str(self.threads), *(["--smoke"] if self.smoke else []), *extra]
+        log = self.logs / f"{self.count:03d}-{script.removesuffix('.py')}.log"
+        self.log(f"{label} ...")
+        tick = time.perf_counter()
+        try:
+            done = subprocess.run(cmd, cwd=ROOT, env=self.env(), capture_output=True, text=True,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            log.write_text(f"$ {' '.join(cmd)}\n(timed out after {timeout:g} s)\n{exc.stderr or ''}")
+            return {"error": f"timed out after {timeout:g} s", "log": str(log)}
+        wall = time.perf_counter() - tick
+        log.write_text(f"$ {' '.join(cmd)}\n(exit {done.returncode}, {wall:.1f} s)\n"
+                       f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}")
+        for line in done.stdout.splitlines():
+            if line.startswith("BENCH-RESULT "):
+                result = json.loads(line.removeprefix("BENCH-RESULT "))
+                result["process_seconds"] = wall
+                self.log(f"  done in {wall:.1f} s: {headline(result)}")
+                return result
+        tail = [l for l in done.stderr.strip().splitlines() if l.strip()][-3:]
+        self.log(f"  FAILED (exit {done.returncode}): {' | '.join(tail)}")
+        return {"error": f"exit {done.returncode}: {tail[-1] if tail else 'no output'}", "log": str(log)}
+
+    def mllabs_run(self, lab: str, timeout: float = 3600) -> dict:
+        """`mllabs run LAB` (default profile; quick with --smoke) as a user runs it, timed whole."""
+        self.count += 1
+        out = self.work / "runs"
+        cmd = [str(self.python), "-m", "mllabs", "run", lab, "--quiet", "--json", "--out", str(out)]
+        if self.smoke:
+            cmd += ["--profile", "quick"]
+        log = self.logs / f"{self.count:03d}-mllabs-run-{lab}.log"
+        self.log(f"mllabs run {lab}{' --profile quick' if self.smoke else ''} ...")
+        tick = time.perf_counter()
+        try:
+            done = subprocess.run(cmd, cwd=ROOT, env=self.env(), capture_output=True, text=True,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return {"lab": lab, "error": f"timed out after {timeout:g} s"}
+        wall = time.perf_counter() - tick
+        log.write_text(f"$ {' '.join(cmd)}\n(exit {done.returncode}, {wall:.1f} s)\n"
+                       f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}")
+        try:
+            metrics = json.loads(done.stdout)
+        except json.JSONDecodeError:
+            tail = [l for l in done.stderr.strip().splitlines() if l.strip()][-1:]
+            self.log(f"  FAILED (exit {done.returncode}): {' '.join(tail)}")
+            return {"lab": lab, "error": f"exit {done.returncode}: {' '.join(tail) or 'no output'}",
+                    "wall_seconds": wall, "log": str(log)}
+        if metrics.get("run_dir"):
+            shutil.rmtree(metrics["run_dir"], ignore_errors=True)  # checkpoints and figures: not needed
+        self.log(f"  {metrics.get('status')} in {wall:.1f} s")
+        return {"lab": lab, "wall_seconds": wall, "status": metrics.get("status"),
+                "seconds": metrics.get("seconds"), "metrics": metrics.get("metrics", {})}
+
+
+def headline(r: dict) -> str:
+    if r.get("benchmark") == "lenet":
+        return (f"{r['variant']}: final accuracy {r['final_accuracy']:.4f} after {r['epochs']} epochs, "
+                + (f"99 % in {r['seconds_to_target']:.1f} s" if r["reached"] else "99 % not reached"))
+    if r.get("benchmark") == "auto-mpg":
+        return f"{r['variant']}: test MAE {r['test_mae']:.3f}, {r['seconds']:.2f} s"
+    if r.get("benchmark") == "flowers":
+        return (f"{r['variant']}: train {r['train_images_per_second']:.0f} img/s, "
+                f"inference {r['inference_images_per_second']:.0f} img/s")
+    if r.get("benchmark") == "floor":
+        return f"{r['macs_per_second_best'] / 1e9:.1f} G multiply-adds/s"
+    return ""
+
+
+# ---------------------------------------------------------------------------- the benchmarks
+
+def bench_floor(ctx: Context) -> dict:
+    """float32 matmul throughput and LeNet-5's multiply-adds → the floor of an epoch."""
+    return {"runs": [ctx.measure(ctx.python, "matmul_floor.py") for _ in range(ctx.repeat)]}
+
+
+def lenet_variants(ctx: Context) -> list[tuple[str, Path | None, str, list[str]]]:
+    peers = ctx.peers()
+    return [("mllabs (lab recipe)", ctx.python, "mllabs_lenet.py", ["--recipe", "lab"]),
+            ("mllabs (handout recipe)", ctx.python, "mllabs_lenet.py", ["--recipe", "handout"]),
+            ("PyTorch (Dataset + DataLoader)", ctx.python, "torch_lenet.py", []),
+            ("Keras 3 / TensorFlow", peers, "keras_lenet.py", []),
+            ("MindSpore 2.x", peers, "mindspore_lenet.py", [])]
+
+
+def bench_lenet(ctx: Context) -> dict:
+    """LeNet-5 to 99.0 % MNIST test accuracy. The repeats are interleaved (every variant once,
+    then again) so that a slow spell of the machine does not land on one framework; a variant
+    that did not reach the target within the time budget is not repeated."""
+    runs: dict[str, list[dict]] = {}
+    budget = ["--max-seconds", str(ctx.args.lenet_budget), "--max-epochs", str(ctx.args.lenet_epochs)]
+    if ctx.smoke:
+        budget = []
+    for k in range(ctx.repeat):
+        for name, python, script, extra in lenet_variants(ctx):
+            done = runs.setdefault(name, [])
+            slow = done and not ctx.smoke and done[0].get("process_seconds", 0) > ctx.args.slow_after
+            if done and (done[-1].get("error") or slow or (not done[-1].get("reached") and not ctx.smoke)):
+                continue
+            done.append(ctx.measure(python, script, "--seed", str(k), *extra, *budget,
+                                    timeout=ctx.args.lenet_budget * 1.5 + 600))
+    return {"variants": runs, "budget_seconds": ctx.args.lenet_budget, "max_epochs": ctx.args.lenet_epochs,
+            "slow_after": ctx.args.slow_after}
+
+
+def bench_auto_mpg(ctx: Context) -> dict:
+    """The tutorial's network in mllabs and in Keras (test MAE, fit() time), and the lab's own
+    default profile as a user runs it (`mllabs run auto-mpg`, wall time of the whole command)."""
+    peers = ctx.peers()
+    runs: dict[str, list[dict]] = {}
+    for k in range(ctx.repeat):
+        runs.setdefault("mllabs (tutorial recipe)", []).append(
+            ctx.measure(ctx.python, "mllabs_auto_mpg.py", "--seed", str(k)))
+        runs.setdefault("Keras 3 / TensorFlow (tutorial recipe)", []).append(
+            ctx.measure(peers, "keras_auto_mpg.py", "--seed", str(k)))
+        runs.setdefault("mllabs run auto-mpg (lab default)", []).append(ctx.mllabs_run("auto-mpg"))
+    return {"variants": runs}
+
+
+def bench_flowers(ctx: Context) -> dict:
+    """The flowers plain CNN for a fixed number of epochs: images per second, training and
+    inference. mllabs decodes the photos and exports them, so Keras trains on the same pixels."""
+    peers = ctx.peers()
+    photos = ctx.work / "flowers-96px.npz"
+    epochs = ["--epochs", str(ctx.args.flowers_epochs)]
+    variants = [("mllabs (precision auto)", ctx.python, "mllabs_flowers.py", ["--precision", "auto"]),
+                ("mllabs (float32)", ctx.python, "mllabs_flowers.py", ["--precision", "fp32"]),
+                ("Keras (float32)", peers, "keras_flowers.py", ["--precision", "fp32", "--photos", str(photos)]),
+                ("Keras (mixed_bfloat16)", peers, "keras_flowers.py", ["--precision", "bf16", "--photos", str(photos)])]
+    runs: dict[str, list[dict]] = {}
+    for k in range(ctx.repeat):
+        for name, python, script, extra in variants:
+            if name == variants[0][0] and k == 0:
+                extra = extra + ["--export", str(photos)]
+            runs.setdefault(name, []).append(ctx.measure(python, script, "--seed", str(k), *epochs, *extra))
+    photos.unlink(missing_ok=True)  # about 100 MB at 96 px
+    return {"variants": runs, "epochs": 1 if ctx.smoke else ctx.args.flowers_epochs}
+
+
+def suite_labs(ctx: Context) -> list[str]:
+    """Every lab of `mllabs list` except those that need the user's own data."""
+    code = ("import json, platform, torch, mllabs; from mllabs.labs import LABS, get_lab; "
+            "print(json.dumps({'labs': [n for n in LABS if not getattr(get_lab(n), 'USER_DATA', False)], "
+            "'versions': {'mllabs': mllabs.__version__, 'torch': torch.__version__}, "
+            "'python': platform.python_version()}))")
+    done = subprocess.run([str(ctx.python), "-c", code], cwd=ROOT, env=ctx.env(), capture_output=True,
+                          text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def bench_suite(ctx: Context) -> dict:
+    """`mllabs run LAB` for every lab on its default profile, one after the other, each timed."""
+    found = suite_labs(ctx)
+    rounds = []
+    for _ in range(min(ctx.repeat, ctx.args.suite_repeat)):
+        rounds.append([ctx.mllabs_run(lab, timeout=3600) for lab in found["labs"]])
+    return {"labs": found["labs"], "rounds": rounds, "versions": found["versions"],
+            "python": found["python"], "profile": "quick" if ctx.smoke else "default"}
+
+
+RUNNERS = {"floor": bench_floor, "lenet": bench_lenet, "auto-mpg": bench_auto_mpg,
+           "flowers": bench_flowers, "suite": bench_suite}
+
+
+# ---------------------------------------------------------------------------- the machine
+
+def machine(threads: int) -> dict:
+    cpu, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and cpu in ("", platform.machine(), platform.processor()):
+                cpu = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    memory = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    simd = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return {"cpu": cpu, "cores": os.cpu_count(), "simd": simd, "memory_gib": memory,
+            "os": platform.platform(), "python": platform.python_version(), "threads": threads,
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+def revision() -> str:
+    """The checkout's commit, read from .git without running git ('' when there is none)."""
+    try:
+        head = (ROOT / ".git" / "HEAD").read_text().strip()
+        if head.startswith("ref: "):
+            ref = ROOT / ".git" / head[5:]
+            if ref.exists():
+                return ref.read_text().strip()[:12]
+            for line in (ROOT / ".git" / "packed-refs").read_text().splitlines():
+                if line.endswith(" " + head[5:]):
+                    return line.split()[0][:12]
+        return head[:12]
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------------------- results.md
+
+def ok(runs: list[dict]) -> list[dict]:
+    return [r for r in runs if not r.get("error")]
+
+
+def spread(values, fmt: str = "{:.1f}", unit: str = "") -> str:
+    """median (min–max) of the numbers present; '–' when there are none."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    med = fmt.format(statistics.median(values)) + unit
+    if len(values) == 1:
+        return med
+    return f"{med} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def ratio(a, b) -> str:
+    return f"{a / b:.2f}×" if a and b else "–"
+
+
+def error_row(name: str, runs: list[dict], width: int) -> str | None:
+    bad = [r for r in runs if r.get("error")]
+    if ok(runs) or not bad:
+        return None
+    return f"| {name} | " + f"not measured: {bad[0]['error']}" + " |" + " |" * (width - 2)
+
+
+def render_floor(b: dict, lenet: dict | None) -> list[str]:
+    runs = ok(b["runs"])
+    if not runs:
+        return ["Not measured: " + (b["runs"][0].get("error", "") if b["runs"] else "no run") + "."]
+    best = max(r["macs_per_second_best"] for r in runs)
+    r0 = runs[0]
+    macs = r0["lenet_forward_macs"]
+    lines = [(f"float32 matmul {r0['matmul_size']}×{r0['matmul_size']} with {r0['threads']} threads "
+             f"(torch {r0['versions']['torch']}): best {best / 1e9:.1f} G multiply-adds/s "
+             f"({2 * best / 1e9:.0f} GFLOP/s); median of the timings "
+             f"{spread([r['macs_per_second_median'] / 1e9 for r in runs])} G/s over {len(runs)} repeat(s)."),
+             "",
+             (f"LeNet-5 (32×32 input): {macs:,} multiply-adds per digit forward (`mllabs summary "
+             f"mnist-lenet`: convolutions and dense layers), × 3 for a training step "
+             "(forward, input gradients, weight gradients)."), "",
+             "| training epoch | multiply-adds | floor (s) | measured, training only (s) | measured ÷ floor |",
+             "| --- | --- | --- | --- | --- |"]
+    measured = {}
+    if lenet:
+        for name, runs_l in lenet["variants"].items():
+            good = ok(runs_l)
+            if good:
+                measured[name] = (good[0]["train_examples"],
+                                  median([g["train_seconds_per_epoch"] for g in good]))
+    for name, (digits, sec) in sorted(measured.items()):
+        total = 3 * macs * digits
+        floor = total / best
+        lines.append(f"| {name}, {digits:,} digits | {total / 1e9:.1f} G | {floor:.2f} | {sec:.2f} | "
+                     f"{sec / floor:.1f}× |")
+    if not measured:
+        for digits in (60000, 55000):
+            lines.append(f"| {digits:,} digits | {3 * macs * digits / 1e9:.1f} G | "
+                         f"{3 * macs * digits / best:.2f} | – | – |")
+    lines += ["", ("The floor is what the arithmetic alone would take at large-matmul speed; LeNet's "
+              "layers are small (6 and 16 channels), so no framework gets near it, and pooling, "
+              "activations, the loss, the optimizer step and data handling are not in it.")]
+    return lines
+
+
+def render_lenet(b: dict) -> list[str]:
+    variants = b["variants"]
+    base = {k: median([r["seconds_to_target"] for r in ok(v) if r.get("reached")])
+            for k, v in variants.items() if k.startswith("mllabs")}
+    lab, handout = base.get("mllabs (lab recipe)"), base.get("mllabs (handout recipe)")
+    lines = [(f"Target: {100 * 0.99:.1f} % test accuracy on the 10,000 test digits, evaluated after every "
+             f"epoch. Time to target = training plus the per-epoch evaluations up to the first epoch "
+             f"at or above it (framework import and data loading excluded, listed separately). "
+             f"At most {b['max_epochs']} epochs and {b['budget_seconds']:g} s per run; a variant "
+             "that misses the target within that is not repeated."), "",
+             ("| variant | recipe | time to 99.0 % (s), median (min–max) | reached | epochs to 99.0 % | "
+             "final test accuracy | training s/epoch | evaluation s/epoch | import s | data s | "
+             "÷ mllabs lab recipe | ÷ mllabs handout recipe |"),
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, runs in variants.items():
+        err = error_row(name, runs, 12)
+        if err:
+            lines.append(err)
+            continue
+        good = ok(runs)
+        reached = [r for r in good if r.get("reached")]
+        t = median([r["seconds_to_target"] for r in reached])
+        lines.append(
+            f"| {name} | {good[0]['recipe']} | {spread([r['seconds_to_target'] for r in reached])} | "
+            f"{len(reached)}/{len(good)} | {spread([r['epochs_to_target'] for r in reached], '{:.0f}')} | "
+            f"{spread([r['final_accuracy'] for r in good], '{:.4f}')} | "
+            f"{spread([r['train_seconds_per_epoch'] for r in good], '{:.2f}')} | "
+            f"{spread([r['eval_seconds_per_epoch'] for r in good], '{:.2f}')} | "
+            f"{spread([r['import_seconds'] for r in good], '{:.1f}')} | "
+            f"{spread([r['data_seconds'] for r in good], '{:.1f}')} | "
+            f"{ratio(t, lab)} | {ratio(t, handout)} |")
+    for name, runs in variants.items():
+        diag = [r["diagnostic"] for r in ok(runs) if r.get("diagnostic")]
+        if diag:
+            conv = median([d["conv_macs_per_second"] for d in diag])
+            dense = median([d["dense_macs_per_second"] for d in diag])
+            lines += ["", f"{name}, measured in the same process after training: its CPU convolution "
+                      f"(LeNet's C1, batch 32, jitted) ran at {conv / 1e9:.2f} G multiply-adds/s, its "
+                      f"dense layer (784×784, batch 256) at {dense / 1e9:.1f} G/s"
+                      + ("; its convolutions, not its matrix products, set its epoch time."
+                         if conv * 20 < dense else ".")]
+    return lines
+
+
+def lenet_headline(b: dict) -> str | None:
+    v = b["variants"]
+    times = {k: median([r["seconds_to_target"] for r in ok(runs) if r.get("reached")]) for k, runs in v.items()}
+    peers = {k: t for k, t in times.items() if not k.startswith("mllabs") and t}
+    missed = [k for k in v if not k.startswith("mllabs") and not times.get(k)]
+    lab, handout = times.get("mllabs (lab recipe)"), times.get("mllabs (handout recipe)")
+    if not peers or not (lab or handout):
+        return None
+    fastest = min(peers, key=peers.get)
+    text = (f"LeNet-5 to 99.0 % MNIST test accuracy: fastest peer {fastest}, {peers[fastest]:.1f} s; "
+            + (f"mllabs with the lab's recipe {lab:.1f} s ({peers[fastest] / lab:.2f}× faster)" if lab else "")
+            + (", " if lab and handout else "")
+            + (f"mllabs with the same recipe as the peers {handout:.1f} s "
+               f"({peers[fastest] / handout:.2f}× faster)" if handout else "") + ".")
+    if missed:
+        text += f" Not reaching 99.0 % within the budget: {', '.join(missed)}."
+    return text
+
+
+def headlines(benches: dict) -> list[str]:
+    """One sentence per benchmark with its ratio to mllabs, for the README to quote."""
+    heads = []
+    if "lenet" in benches:
+        heads.append(lenet_headline(benches["lenet"]["result"]))
+    if "floor" in benches and "lenet" in benches:
+        runs = ok(benches["floor"]["result"]["runs"])
+        good = ok(benches["lenet"]["result"]["variants"].get("mllabs (handout recipe)", []))
+        if runs and good:
+            best = max(r["macs_per_second_best"] for r in runs)
+            floor = 3 * runs[0]["lenet_forward_macs"] * good[0]["train_examples"] / best
+            sec = median([g["train_seconds_per_epoch"] for g in good])
+            heads.append(f"LeNet-5 epoch (mllabs, batch 32, {good[0]['train_examples']:,} digits): "
+                         f"{sec:.2f} s measured against a compute floor of {floor:.2f} s "
+                         f"({3 * runs[0]['lenet_forward_macs'] * good[0]['train_examples'] / 1e9:.0f} G "
+                         f"multiply-adds at {best / 1e9:.0f} G/s): {sec / floor:.1f}× the floor.")
+    if "auto-mpg" in benches:
+        v = benches["auto-mpg"]["result"]["variants"]
+        m = ok(v.get("mllabs (tutorial recipe)", []))
+        k = ok(v.get("Keras 3 / TensorFlow (tutorial recipe)", []))
+        if m and k:
+            tm, tk = median([r["seconds"] for r in m]), median([r["seconds"] for r in k])
+            heads.append(f"Auto MPG, the tutorial's network, {m[0]['epochs']} epochs: mllabs {tm:.2f} s, test MAE "
+                         f"{median([r['test_mae'] for r in m]):.2f} MPG; Keras {tk:.2f} s, test MAE "
+                         f"{median([r['test_mae'] for r in k]):.2f} MPG ({tk / tm:.1f}× faster).")
+    if "flowers" in benches:
+        v = benches["flowers"]["result"]["variants"]
+        m = ok(v.get("mllabs (precision auto)", []))
+        peers = {n: ok(r) for n, r in v.items() if n.startswith("Keras") and ok(r)}
+        if m and peers:
+            mt = median([r["train_images_per_second"] for r in m])
+            mi = median([r["inference_images_per_second"] for r in m])
+            bt = max(peers, key=lambda n: median([r["train_images_per_second"] for r in peers[n]]))
+            bi = max(peers, key=lambda n: median([r["inference_images_per_second"] for r in peers[n]]))
+            kt = median([r["train_images_per_second"] for r in peers[bt]])
+            ki = median([r["inference_images_per_second"] for r in peers[bi]])
+            heads.append(f"Flowers plain CNN, 96 px: training {mt:.0f} images/s with mllabs against "
+                         f"{kt:.0f} with {bt} ({mt / kt:.2f}×); inference {mi:.0f} against {ki:.0f} "
+                         f"with {bi} ({mi / ki:.2f}×).")
+    if "suite" in benches:
+        rounds = benches["suite"]["result"]["rounds"]
+        totals = [sum(r.get("wall_seconds") or 0 for r in rnd) for rnd in rounds]
+        failed = sorted({r["lab"] for rnd in rounds for r in rnd if r.get("error") or r.get("status") != "completed"})
+        if totals:
+            t = median(totals)
+            heads.append(f"The whole suite ({len(benches['suite']['result']['labs'])} labs, "
+                         f"{benches['suite']['result'].get('profile', 'default')} profiles, one after "
+                         f"the other): {t / 60:.1f} min"
+                         + (f"; not completed: {', '.join(failed)}" if failed else "") + ".")
+    return [h for h in heads if h]
+
+
+def render_auto_mpg(b: dict) -> list[str]:
+    variants = b["variants"]
+    ref = median([r["seconds"] for r in ok(variants.get("mllabs (tutorial recipe)", []))])
+    lines = [("Test MAE in MPG on the tutorial's 78 test cars. For the two tutorial-recipe rows the time "
+             "is fit()'s wall time (100 epochs with the validation split evaluated after each); for "
+             "`mllabs run auto-mpg` it is the whole command as a user runs it (start-up, 5 seeds × "
+             "train/validation run + refit, least squares, report), and its MAE is the mean over its "
+             "5 seeds."), "",
+             ("| variant | recipe | test MAE (MPG), median (min–max) | time (s), median (min–max) | "
+             "import s | ÷ mllabs (tutorial recipe) time |"), "| --- | --- | --- | --- | --- | --- |"]
+    for name, runs in variants.items():
+        err = error_row(name, runs, 6)
+        if err:
+            lines.append(err)
+            continue
+        good = ok(runs)
+        if "lab" in good[0] and "wall_seconds" in good[0]:
+            lines.append(f"| {name} | the lab's default profile (5 seeds, log MPG, 128-128, dropout 0.2, "
+                         f"RMSprop, cosine, 200 epochs, refit) | "
+                         f"{spread([g['metrics'].get('test_mae') for g in good], '{:.3f}')} | "
+                         f"{spread([g['wall_seconds'] for g in good])} (lab's own clock "
+                         f"{spread([g['seconds'] for g in good])}) | – | – |")
+            continue
+        t = median([g["seconds"] for g in good])
+        lines.append(f"| {name} | {good[0]['recipe']} | {spread([g['test_mae'] for g in good], '{:.3f}')} | "
+                     f"{spread([g['seconds'] for g in good], '{:.2f}')} | "
+                     f"{spread([g['import_seconds'] for g in good])} | {ratio(t, ref)} |")
+    return lines
+
+
+def render_flowers(b: dict) -> list[str]:
+    variants = b["variants"]
+    ref_t = median([r["train_images_per_second"] for r in ok(variants.get("mllabs (precision auto)", []))])
+    ref_i = median([r["inference_images_per_second"] for r in ok(variants.get("mllabs (precision auto)", []))])
+    lines = [(f"The plain CNN at 96 px, batch 32, {b['epochs']} epoch(s) over the training photos with "
+             "augmentation, nothing evaluated in between; then one inference pass over the held-out "
+             "photos (validation + test) in batches of 128 after a warm-up. Images per second: "
+             "median (min–max). Test accuracy after so few epochs is a sanity check, not a result."), "",
+             ("| variant | training img/s | training img/s without epoch 1 | inference img/s | "
+             "test accuracy | import s | mllabs (auto) training ÷ this | mllabs (auto) inference ÷ this |"),
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, runs in variants.items():
+        err = error_row(name, runs, 8)
+        if err:
+            lines.append(err)
+            continue
+        good = ok(runs)
+        tr = median([g["train_images_per_second"] for g in good])
+        inf = median([g["inference_images_per_second"] for g in good])
+        lines.append(f"| {name} | {spread([g['train_images_per_second'] for g in good], '{:.0f}')} | "
+                     f"{spread([g['train_images_per_second_steady'] for g in good], '{:.0f}')} | "
+                     f"{spread([g['inference_images_per_second'] for g in good], '{:.0f}')} | "
+                     f"{spread([g['test_accuracy'] for g in good], '{:.3f}')} | "
+                     f"{spread([g['import_seconds'] for g in good])} | "
+                     f"{ratio(ref_t, tr)} | {ratio(ref_i, inf)} |")
+    return lines
+
+
+def render_suite(b: dict) -> list[str]:
+    rounds = b["rounds"]
+    lines = [(f"`mllabs run LAB --profile {b.get('profile', 'default')}` for every lab in `mllabs list` that "
+             f"runs on the shipped data, one after the other; {len(rounds)} round(s). Wall time of each "
+             "command, start-up included."), "",
+             "| lab | status | wall time (s) | lab's own seconds |", "| --- | --- | --- | --- |"]
+    totals = []
+    for lab in b["labs"]:
+        runs = [r for rnd in rounds for r in rnd if r["lab"] == lab]
+        good = [r for r in runs if not r.get("error")]
+        status = ", ".join(sorted({r.get("status") or "failed" for r in runs} |
+                                  {"error: " + r["error"] for r in runs if r.get("error")}))
+        lines.append(f"| {lab} | {status} | {spread([r.get('wall_seconds') for r in good])} | "
+                     f"{spread([r.get('seconds') for r in good])} |")
+    for rnd in rounds:
+        totals.append(sum(r.get("wall_seconds") or 0 for r in rnd))
+    total = median(totals)
+    lines.append(f"| **all** | | **{spread(totals)}** ({total / 60:.1f} min) | |" if total else "| **all** | | – | |")
+    return lines
+
+
+TITLES = {"floor": "Compute floor of a LeNet-5 epoch", "lenet": "LeNet-5 on MNIST: time to 99.0 % test accuracy",
+          "auto-mpg": "Auto MPG: the tutorial's network", "flowers": "Flowers plain CNN: images per second",
+          "suite": "The whole suite: every lab's default profile"}
+
+
+def render(data: dict, smoke: bool) -> str:
+    benches = data["benchmarks"]
+    out = ["# mllabs against its peers: measured results", ""]
+    if smoke:
+        out += [("**SMOKE RUN (`--smoke`): a few thousand digits, 1 epoch, a few hundred photos, quick "
+                "profiles. These numbers check the plumbing only; they are not results.**"), ""]
+    out += [("Generated by `benchmarks/run.py`; do not edit by hand. Each section says when and how it "
+            "was measured; re-run one with `python benchmarks/run.py --only NAME`."), ""]
+    heads = headlines(benches)
+    if heads:
+        out += ["## Headline", "", ("Medians over the repeats; each line's command and date are in its "
+                "section below."), ""] + [f"- {h}" for h in heads] + [""]
+    for name in BENCHMARKS:
+        if name not in benches:
+            continue
+        b = benches[name]
+        m = b["machine"]
+        out += [f"## {TITLES[name]}", "",
+                f"Command: `{b['command']}`; {b['date']}; {b['repeat']} repeat(s)"
+                + (f"; commit {b['revision']}" if b.get("revision") else "") + ".  ",
+                (f"Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['simd']) or 'no AVX2'}), "
+                f"{m['memory_gib']} GiB, {m['os']}; {m['threads']} compute threads per framework "
+                f"(OMP/MKL, torch.set_num_threads, TF intra-op {m['threads']} / inter-op 1, MindSpore "
+                f"op threads {m['threads']}); load average at start {m['load_average'][0]}.  "),
+                f"Versions: {versions(b['result'])}.", ""]
+        if name == "floor":
+            out += render_floor(b["result"], benches.get("lenet", {}).get("result"))
+        elif name == "lenet":
+            out += render_lenet(b["result"])
+        elif name == "auto-mpg":
+            out += render_auto_mpg(b["result"])
+        elif name == "flowers":
+            out += render_flowers(b["result"])
+        elif name == "suite":
+            out += render_suite(b["result"])
+        problems = b.get("problems")
+        if problems:
+            out += ["", "Problems: " + "; ".join(problems)]
+        out.append("")
+    return "\n".join(out)
+
+
+def versions(result: dict) -> str:
+    found: dict[str, str] = {}
+
+    def walk(x):
+        if isinstance(x, dict):
+            if isinstance(x.get("versions"), dict):
+                found.update(x["versions"])
+            if x.get("python") and isinstance(x["python"], str):
+                found.setdefault("python", x["python"])
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(result)
+    return ", ".join(f"{k} {v}" for k, v in sorted(found.items())) or "–"
+
+
+# ---------------------------------------------------------------------------- main
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--only", action="append", choices=BENCHMARKS,
+                   help="run only this benchmark (repeatable); default: all of them")
+    p.add_argument("--repeat", type=int, default=3, help="repeats of each measurement (default 3)")
+    p.add_argument("--suite-repeat", type=int, default=1,
+                   help="rounds of the suite, at most --repeat (default 1: it takes 35+ minutes)")
+    p.add_argument("--threads", type=int, default=THREADS, help=f"compute threads per framework ({THREADS})")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny data and 1 epoch everywhere, quick profiles for the suite: checks the "
+                        "plumbing in seconds; results go to a temporary folder unless --out is given")
+    p.add_argument("--lenet-budget", type=float, default=1800,
+                   help="seconds one LeNet run may train before giving up on 99 %% (default 1800)")
+    p.add_argument("--lenet-epochs", type=int, default=20, help="epochs one LeNet run may take (20)")
+    p.add_argument("--slow-after", type=float, default=900,
+                   help="a LeNet variant whose first run took longer than this is not repeated (900 s)")
+    p.add_argument("--flowers-epochs", type=int, default=3, help="epochs of the flowers benchmark (3)")
+    p.add_argument("--data", type=Path, default=Path(os.environ.get("MLLABS_DATA", ROOT.parent / "shared" / "data")),
+                   help="folder laid out like shared/data (default: $MLLABS_DATA)")
+    p.add_argument("--out", type=Path, default=None, help="results.md to write (default benchmarks/results.md)")
+    args = p.parse_args(argv)
+    args.data = args.data.resolve()
+    if not (args.data / "mnist").is_dir():
+        p.error(f"{args.data} has no mnist/ folder; set MLLABS_DATA or pass --data")
+    ctx = Context(args)
+    out = args.out or (Path(tempfile.gettempdir()) / "mllabs-bench-smoke" / "results.md" if args.smoke else RESULTS)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    store = out.with_suffix(".json")
+    data = json.loads(store.read_text()) if store.exists() else {"benchmarks": {}}
+    selected = args.only or [b for b in BENCHMARKS]
+    command = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    ctx.log(f"benchmarks {', '.join(selected)}; {args.repeat} repeat(s); {args.threads} threads; "
+            f"logs in {ctx.logs}")
+    started = time.perf_counter()
+    for name in selected:
+        tick = time.perf_counter()
+        info = machine(args.threads)
+        result = RUNNERS[name](ctx)
+        problems = []
+        if ctx.peer_problem and name in ("lenet", "auto-mpg", "flowers"):
+            problems.append(ctx.peer_problem)
+        data["benchmarks"][name] = {
+            "command": command.strip(), "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+            "repeat": args.repeat, "revision": revision(), "machine": info, "result": result,
+            "seconds": time.perf_counter() - tick, "problems": problems}
+        store.write_text(json.dumps(data, indent=1))
+        out.write_text(render(data, args.smoke))
+        ctx.log(f"{name} done in {time.perf_counter() - tick:.0f} s; {out} updated")
+    ctx.log(f"all done in {time.perf_counter() - started:.0f} s: {out} (raw numbers: {store}; logs: {ctx.logs})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
