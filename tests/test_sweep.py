@@ -153,3 +153,61 @@ def test_ray_executor_without_ray_says_how_to_install(tmp_path, monkeypatch):
     spec = sweep.Spec("boston-housing", sweep.parse_grid(["epochs=3"]), profile="quick")
     with pytest.raises(UserError, match=r"pip install 'mllabs\[ray\]'"):
         sweep.run_sweep(spec, tmp_path / "runs", executor="ray", log=lambda m: None)
+
+
+def test_mnist_sweep_killed_halfway_resumes_and_runs_list_finds_every_run(tmp_path):
+    """The issue's check through the CLI: a 2 × 2 × 2-seed MNIST sweep with --jobs 2 is killed
+    (SIGKILL to its whole process group) once two cells finished; the same command again runs
+    only the missing cells, and `runs list` shows all eight."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "mllabs", "sweep", "mnist-lenet", "--grid", "optimizer=sgd,adam",
+           "--grid", "lr=0.1,0.01", "--seeds", "2", "--jobs", "2", "--profile", "quick",
+           "--set", "train_size=1000", "--set", "val_size=500", "--out", str(root)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        time.sleep(0.5)
+        done = [r for r in rundb.list_runs(root, lab="mnist-lenet") if r["status"] == "completed"]
+        if len(done) >= 2 or first.poll() is not None:
+            break
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    finished_before = len([r for r in rundb.list_runs(root) if r["status"] == "completed"])
+    assert 2 <= finished_before < 8
+
+    again = subprocess.run(cmd + ["--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"({finished_before} already finished), {8 - finished_before} to run" in again.stderr
+    result = json.loads(again.stdout)
+    assert result["cells"] == 8 and result["failed"] == 0 and result["best_cell"]
+    listed = subprocess.run([sys.executable, "-m", "mllabs", "runs", "list", "--out", str(root),
+                             "--where", f"sweep={result['sweep']}", "--where", "status=completed",
+                             "--json"], env=env, capture_output=True, text=True)
+    cells = {(r["config"]["optimizer"], r["config"]["lr"], r["seed"]) for r in json.loads(listed.stdout)}
+    assert len(cells) == 8
+    report = (root / "sweeps" / result["sweep"] / "report.md").read_text()
+    assert "✓" in report and "heatmap.png" in report and "Every run completed." in report
+
+
+def test_runs_commands(runs_root, capsys, monkeypatch):
+    from mllabs.cli import main
+
+    assert main(["runs", "list", "--out", str(runs_root), "--lab", "auto-mpg"]) == 0  # indexes first
+    out = capsys.readouterr().out
+    assert "20261101-130000-dddddd" in out and "test_mae=1.8" in out and "mnist-lenet" not in out
+    assert main(["runs", "show", "20261101-1100", "--out", str(runs_root)]) == 0
+    assert "optimizer" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["runs", "rm", "20261101-1100", "--out", str(runs_root)]) == 2
+    assert "--yes" in capsys.readouterr().err
+    assert (runs_root / "mnist-lenet" / "20261101-110000-bbbbbb").exists()
+    assert main(["runs", "rm", "20261101-1100", "--yes", "--out", str(runs_root)]) == 0
+    assert not (runs_root / "mnist-lenet" / "20261101-110000-bbbbbb").exists()

@@ -67,3 +67,14 @@ def test_mlflow_run_has_params_metrics_and_report(tmp_path):
     history = client.get_metric_history(run_id, "resnet18/train_loss")
     assert [(m.step, m.value) for m in history] == [(1, 1.6), (2, 1.1)]
     assert "report.md" in {a.path for a in client.list_artifacts(run_id)}
+
+
+def test_run_with_log_tensorboard_writes_event_files(tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    from mllabs.cli import main
+
+    assert main(["run", "boston-housing", "--profile", "quick", "--out", str(tmp_path / "runs"),
+                 "--log", "tensorboard"]) == 0
+    run = next((tmp_path / "runs" / "boston-housing").iterdir())
+    assert any((run / "tensorboard").iterdir())
+    assert "tensorboard:" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import shlex
 import sys
 import textwrap
@@ -28,6 +29,10 @@ EPILOG = """examples:
   mllabs summary mnist-lenet               # the network layer by layer, with operation counts
   mllabs ops conv --input 10,3,224,224 --out-channels 64 --kernel 3 --padding 1
   mllabs data verify
+  mllabs runs list --lab mnist-lenet --sort test_accuracy:desc
+  mllabs sweep mnist-lenet --grid optimizer=sgd,adam --grid lr=0.1,0.01 --seeds 3 --jobs 2
+  mllabs compare runs/mnist-lenet/<run1> runs/mnist-lenet/<run2>
+  mllabs run mnist-lenet --nproc 2                # data-parallel through torchrun
 """
 
 
@@ -62,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-seconds", type=float, metavar="S",
                      help="stop training at the first epoch boundary after S seconds (per lab); "
                           "the run ends interrupted with its report, and --resume continues it")
+    run.add_argument("--nproc", type=int, metavar="N",
+                     help="train data-parallel in N processes through torchrun (gloo on CPU, nccl "
+                          "on GPUs); each takes the global batch / N; rank 0 writes the run")
+    run.add_argument("--nnodes", type=int, default=1, metavar="M",
+                     help="machines taking part with --nproc (default: 1)")
+    run.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                     help="rendezvous address shared by all machines (needed with --nnodes > 1)")
+    run.add_argument("--log", action="append", default=[], metavar="TRACKER",
+                     help="also send the finished run to tensorboard and/or mlflow (repeatable; "
+                          "each an optional extra: pip install 'mllabs[tensorboard]')")
 
     pred = sub.add_parser("predict", help="predict with a finished run on your own files")
     pred.add_argument("run_dir", type=Path, help="a run directory made by `mllabs run`")
@@ -142,6 +157,71 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (conv, dense, pool):
         p.add_argument("--json", action="store_true", help="print the counts as JSON")
 
+    runs = sub.add_parser("runs", help="list, show, remove or re-index the recorded runs",
+                          description="Every run is recorded in <out>/mllabs.db (SQLite). "
+                                      "KEY in --where and --sort is a metric, a config key, or "
+                                      "lab/status/seed/profile/sweep.",
+                          epilog="examples:\n  mllabs runs list --lab mnist-lenet --sort test_accuracy:desc --limit 5\n"
+                                 "  mllabs runs list --where optimizer=adam --where status=completed\n"
+                                 "  mllabs runs show 20261123-0631\n  mllabs runs rm 20261123-0631 --yes\n"
+                                 "  mllabs runs reindex",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION")
+    runs_sub.required = True
+    listing = runs_sub.add_parser("list", help="a table of runs, newest first")
+    listing.add_argument("--lab", help="only this lab's runs")
+    listing.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                         help="only runs where KEY equals VALUE (repeatable)")
+    listing.add_argument("--sort", metavar="KEY[:desc]", help="order by a metric or config key")
+    listing.add_argument("--limit", type=int, metavar="N", help="at most N rows")
+    listing.add_argument("--json", action="store_true", help="print the rows as JSON")
+    show = runs_sub.add_parser("show", help="one run's config, metrics and directory")
+    show.add_argument("run_id", metavar="ID", help="a run id (or a unique start of one)")
+    show.add_argument("--json", action="store_true")
+    remove = runs_sub.add_parser("rm", help="delete a run's row and its directory")
+    remove.add_argument("run_id", metavar="ID")
+    remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    runs_sub.add_parser("reindex", help="rebuild the database from the run directories")
+    for p in (listing, show, remove, runs_sub.choices["reindex"]):
+        p.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default: runs)")
+
+    sw = sub.add_parser(
+        "sweep", help="run a lab over a grid of config values × seeds and compare the cells",
+        description="Expand the grid (every combination of the --grid values, times --seeds), run "
+                    "each cell as its own run in parallel worker processes, skip cells that "
+                    "already finished (so an interrupted sweep resumes when run again), and write "
+                    "a comparison report to <out>/sweeps/<lab>-<id>/.",
+        epilog="examples:\n  mllabs sweep mnist-lenet --grid optimizer=sgd,adam --grid lr=0.1,0.01 --seeds 3\n"
+               "  mllabs sweep auto-mpg --grid hidden=64,64/128,128 --profile quick --jobs 2\n"
+               "  mllabs sweep mnist-lenet --grid lr=0.1,0.01 --executor ray --address auto",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sw.add_argument("lab", help="lab name (see `mllabs list`)")
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                    help="a config key and its values (repeatable; list values separated by '/')")
+    sw.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds per cell (default: 1)")
+    sw.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
+    sw.add_argument("--profile", default="default", choices=("quick", "default", "full"))
+    sw.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config value shared by every cell (repeatable)")
+    sw.add_argument("--jobs", type=int, metavar="N", help="cells at a time (default: cores / --threads)")
+    sw.add_argument("--threads", type=int, default=1, metavar="T", help="threads per run (default: 1)")
+    sw.add_argument("--executor", default="local", choices=("local", "ray"),
+                    help="local worker processes, or tasks on a Ray cluster (default: local)")
+    sw.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    sw.add_argument("--metric", help="the metric to compare (default: the lab's first)")
+    sw.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
+    sw.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default: runs)")
+    sw.add_argument("--json", action="store_true", help="print the sweep's result as JSON")
+    _data_dir_arg(sw)
+
+    cmp_ = sub.add_parser("compare", help="the sweep report for runs you choose",
+                          description="Group the runs by the config values that differ between "
+                                      "them (seeds pooled) and write the comparison report.")
+    cmp_.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    cmp_.add_argument("--metric", help="the metric to compare (default: the first in metrics.json)")
+    cmp_.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default: runs)")
+    cmp_.add_argument("--json", action="store_true")
+
     data = sub.add_parser("data", help="list, verify, locate or fetch the datasets")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     data_sub.required = True
@@ -204,6 +284,11 @@ def cmd_run(args, argv) -> int:
     if args.max_seconds is not None and not 0 < args.max_seconds < float("inf"):
         raise UserError(f"--max-seconds {args.max_seconds:g} is not a positive number of "
                         "seconds")
+    if args.nproc is not None and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        if args.lab == "all":
+            raise UserError("--nproc trains one lab; give the lab by name")
+        from mllabs import distributed
+        return distributed.launch(argv, args.nproc, args.nnodes, args.rdzv_endpoint)
     results, skipped = [], []
     for name in names:
         if args.lab == "all" and getattr(get_lab(name), "USER_DATA", False):
@@ -214,8 +299,10 @@ def cmd_run(args, argv) -> int:
         results.append(execute(name, profile=args.profile, sets=args.sets, seed=args.seed,
                                device=args.device, out=args.out, data_dir=args.data_dir,
                                progress=not (args.quiet or args.json), command=command,
-                               resume=args.resume, max_seconds=args.max_seconds))
+                               resume=args.resume, max_seconds=args.max_seconds, log=args.log))
     completed = all(r["status"] == "completed" for r in results)
+    if os.environ.get("RANK", "0") != "0":  # torchrun's other processes: rank 0 reports
+        return 0 if completed else 1
     if args.json:
         print(json.dumps(results if args.lab == "all" else results[0], indent=2))
         return 0 if completed else 1
@@ -438,8 +525,112 @@ def cmd_data(args, argv) -> int:
     return 0
 
 
+
+def cmd_runs(args, argv) -> int:
+    from mllabs import rundb
+
+    root = args.out
+    if args.runs_command == "reindex":
+        counts = rundb.reindex(root)
+        print(f"{root / rundb.DB_NAME}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+        return 0
+    if args.runs_command == "list":
+        if not (root / rundb.DB_NAME).exists():
+            rundb.reindex(root)  # runs made before the database existed
+        rows = rundb.list_runs(root, args.lab, rundb.parse_where(args.where), args.sort, args.limit)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        if not rows:
+            print(f"no runs in {root}" + (" matching" if args.lab or args.where else ""))
+            return 0
+        sort_key = (args.sort or "").partition(":")[0]
+        table = []
+        for r in rows:
+            shown = {k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))}
+            first = ([sort_key] if sort_key in shown else []) + [k for k in shown if k != sort_key][:2]
+            table.append({"id": r["id"], "lab": r["lab"], "status": r["status"], "seed": r["seed"],
+                          "seconds": f"{r['seconds']:.1f}" if r["seconds"] is not None else "",
+                          "metrics": "  ".join(f"{k}={shown[k]:.4g}" for k in first)})
+        _print_table(table)
+        return 0
+    if args.runs_command == "show":
+        run = rundb.get_run(root, args.run_id)
+        if args.json:
+            print(json.dumps(run, indent=2))
+            return 0
+        print(f"{run['id']}  {run['lab']}  {run['status']}  {run['path']}")
+        print(f"started {run['started']}, ended {run['ended'] or '-'}, {run['seconds'] or 0:.1f} s"
+              + (f", sweep {run['sweep']}" if run["sweep"] else ""))
+        print("metrics:")
+        for k, v in run["metrics"].items():
+            print(f"  {k:<28} {v}")
+        print("config:")
+        for k, v in run["config"].items():
+            print(f"  {k:<28} {v}")
+        return 0
+    run = rundb.get_run(root, args.run_id)  # rm
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UserError(f"removing run {run['id']} needs confirmation; add --yes")
+        answer = input(f"remove run {run['id']} ({run['lab']}, {run['status']}) and {run['path']}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing removed")
+            return 1
+    rundb.remove_run(root, run["id"])
+    print(f"removed {run['id']} and {run['path']}")
+    return 0
+
+
+def _print_table(rows: list[dict]) -> None:
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for r in rows:
+        print("  ".join(str(r[c]).ljust(widths[c]) for c in columns))
+
+
+def cmd_sweep(args, argv) -> int:
+    from mllabs import sweep
+    from mllabs.labs import get_lab
+
+    get_lab(args.lab)  # an unknown lab fails here, with the list of labs
+    if args.seeds < 1 or (args.jobs is not None and args.jobs < 1) or args.threads < 1:
+        raise UserError("--seeds, --jobs and --threads must be at least 1")
+    spec = sweep.Spec(args.lab, sweep.parse_grid(args.grid), seeds=args.seeds, seed=args.seed,
+                      profile=args.profile, sets=args.sets,
+                      data_dir=str(args.data_dir) if args.data_dir else None, device=args.device)
+    result = sweep.run_sweep(spec, args.out, jobs=args.jobs, threads=args.threads,
+                             executor=args.executor, address=args.address, metric=args.metric)
+    result.pop("rows", None)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(f"sweep {result['sweep']}: best {result['best_cell']} ({result['metric']} "
+              f"{result['best_mean']:.4f} ± {result['best_std']:.4f}), {result['failed']} of "
+              f"{result['cells']} cells not completed, {result['wall_seconds']:.0f} s"
+              if result["best_cell"] else f"sweep {result['sweep']}: no cell completed")
+        print(f"  report: {result['report']}")
+    return 0 if result["best_cell"] else 1
+
+
+def cmd_compare(args, argv) -> int:
+    from mllabs import sweep
+
+    result = sweep.compare(args.out, args.run_dirs, metric=args.metric)
+    result.pop("rows", None)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(f"best {result['best_cell']} ({result['metric']} {result['best_mean']:.4f})"
+              if result["best_cell"] else "no run completed with a numeric metric")
+        print(f"  report: {result['report']}")
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "run": cmd_run, "predict": cmd_predict, "report": cmd_report,
-            "config": cmd_config, "data": cmd_data, "summary": cmd_summary, "ops": cmd_ops}
+            "config": cmd_config, "data": cmd_data, "summary": cmd_summary, "ops": cmd_ops,
+            "runs": cmd_runs, "sweep": cmd_sweep, "compare": cmd_compare}
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mllabs import distributed
 from mllabs.config import TrainConfig
 from mllabs.errors import UserError
 from mllabs.runs import atomic_write_bytes, inside
@@ -104,6 +105,15 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> t
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     raise UserError(f"unknown optimizer {name!r}; choose gd, sgd, momentum, nesterov, adagrad, "
                     "rmsprop, adam or adamw")
+
+
+def batch_starts(n: int, batch_size: int) -> list[int]:
+    """Where each batch of an epoch starts. A last batch of a single example joins the one
+    before it: batch norm cannot normalise one value per channel."""
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return starts
 
 
 def make_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int = 1):
@@ -443,8 +453,13 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
     if n == 0:
         raise UserError("the training set is empty; check the data and the split settings")
     batch_size = n if cfg.optimizer == "gd" else min(cfg.batch_size, n)
+    starts = batch_starts(n, batch_size)
+    if distributed.active() and batch_size < distributed.world_size():
+        raise UserError(f"batch_size={batch_size} is smaller than --nproc {distributed.world_size()}; "
+                        "every process needs at least one example per batch")
+    net = distributed.wrap(model, device)  # the model itself unless --nproc > 1
     optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
-    scheduler = make_scheduler(cfg, optimizer, steps_per_epoch=math.ceil(n / batch_size))
+    scheduler = make_scheduler(cfg, optimizer, steps_per_epoch=len(starts))
     shuffle = torch.Generator().manual_seed(cfg.seed)
     result = FitResult()
     best_value, best_state, since_best = math.inf, None, 0
@@ -521,19 +536,20 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
             model.train()
             order = torch.randperm(n, generator=shuffle).to(device)
             sums = torch.zeros(1 + len(metrics), device=device)
-            for start in range(0, n, batch_size):
-                idx = order[start:start + batch_size]
-                xb, yb = x[idx], y[idx]
+            for start, end in zip(starts, starts[1:] + [n]):
+                idx = order[start:end]
+                local = distributed.shard(idx)  # all of idx in a single process
+                xb, yb = x[local], y[local]
                 with torch.autocast(device.type, dtype=autocast or torch.bfloat16,
                                     enabled=autocast is not None):
                     inputs = batch_transform(xb, True) if batch_transform else xb
                     if guard and inputs.dim() == 4:  # the first batch shows the real input size
                         warn_if_too_big(model, inputs[:1], batch_size, device, label)
                     guard = False
-                    out = model(inputs)
+                    out = net(inputs)
                     loss = loss_fn(out, yb)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss * distributed.loss_scale(len(local), len(idx))).backward()
                 if after_backward is not None:
                     after_backward(model, epoch)
                 optimizer.step()
@@ -541,9 +557,9 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
                     scheduler.step()
                 with torch.no_grad():
                     parts = [loss.detach()] + [fn(out.detach(), yb) for fn in metrics.values()]
-                    sums += torch.stack(parts) * len(idx)
+                    sums += torch.stack(parts) * len(local)
                 result.updates += 1
-            means = (sums / n).tolist()
+            means = (distributed.all_sum(sums) / n).tolist()
             row: dict = {"epoch": epoch, "train_loss": means[0]}
             row.update({f"train_{k}": v for k, v in zip(metrics, means[1:])})
             sets = ({"val": val} if val is not None else {}) | (also or {})

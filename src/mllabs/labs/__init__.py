@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import shutil
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -24,6 +26,7 @@ from types import ModuleType
 
 import torch
 
+from mllabs import distributed, rundb, trackers
 from mllabs.config import build_config, config_from_dict, config_to_dict, parse_sets
 from mllabs.errors import UserError
 from mllabs.report import Report, render_run, write_index
@@ -69,14 +72,18 @@ class RunContext:
 def execute(name: str, *, profile: str | None = None, sets: list[str] | None = None,
             seed: int | None = None, device: str | None = None, out: Path = Path("runs"),
             data_dir: Path | None = None, progress: bool = True, command: str = "",
-            resume: Path | None = None, max_seconds: float | None = None) -> dict:
+            resume: Path | None = None, max_seconds: float | None = None,
+            log: list[str] | None = None, scratch_rank: bool = False) -> dict:
     """Run one lab end to end; returns metrics.json's object plus run_dir.
 
     With `resume`, the lab runs again top to bottom in that run directory with its saved config,
     and every fit() picks up its saved state (see train.Session). With `max_seconds`, training
     stops at the first epoch boundary where the budget is spent and the run ends interrupted,
-    its report written, resumable."""
+    its report written, resumable. `log` names trackers (tensorboard, mlflow) that get a copy
+    of the finished run. Started by torchrun (`--nproc N`), every process trains its share and
+    only rank 0 writes the run directory."""
     lab = get_lab(name)
+    trackers_wanted = trackers.parse_trackers(log)
     if resume is not None:
         cfg, profile = resumed_config(lab, name, Path(resume), profile, sets, seed, device)
     else:
@@ -84,6 +91,11 @@ def execute(name: str, *, profile: str | None = None, sets: list[str] | None = N
         cfg = build_config(lab.Config, lab.PROFILES, profile, sets, seed=seed, device=device)
     torch_device = resolve_device(cfg.device)
     data = lab.prepare(cfg, data_dir)  # bad input fails here, before anything is written
+    if distributed.init(torch_device):
+        if resume is not None:
+            raise UserError("--resume with --nproc is not supported; resume in one process")
+        if distributed.rank() != 0 and not scratch_rank:  # trains its share, keeps nothing
+            return _helper_rank(name, profile, sets, seed, device, data_dir, command, max_seconds)
 
     command = command or f"mllabs run {name} --profile {profile} --seed {cfg.seed}"
     if resume is None:
@@ -96,6 +108,7 @@ def execute(name: str, *, profile: str | None = None, sets: list[str] | None = N
         env.setdefault("resumed", []).append({"command": command, "device": str(torch_device),
                                               "at": time.strftime("%Y-%m-%d %H:%M:%S")})
         run.write_json("env.json", env)
+    _index(run)  # the run is findable (as running) from its first second
     seed_everything(cfg.seed)
     ctx = RunContext(run, Report(run, lab.TITLE, lab.SUMMARY), torch_device, progress)
     ctx.log(f"profile {profile}, device {torch_device}, "
@@ -125,7 +138,36 @@ def execute(name: str, *, profile: str | None = None, sets: list[str] | None = N
     result = _finish(run, ctx.report, status, metrics, command)
     if status in ("completed", "diverged"):  # a finished run has nothing left to resume
         shutil.rmtree(run.checkpoints / "state", ignore_errors=True)
+    distributed.finish()
+    for line in trackers.export(run.path, trackers_wanted):
+        ctx.log(line)
     return {**result, "run_dir": str(run.path)}
+
+
+def _helper_rank(name, profile, sets, seed, device, data_dir, command, max_seconds) -> dict:
+    """Ranks above 0 run the same lab into a throwaway folder: their fit() calls take part in
+    every all-reduce, and what they would write is thrown away."""
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix=f"mllabs-rank{distributed.rank()}-"))
+    try:
+        os.environ["MLLABS_NO_INDEX"] = "1"
+        return execute(name, profile=profile, sets=sets, seed=seed, device=device, out=scratch,
+                       data_dir=data_dir, progress=False, command=command, max_seconds=max_seconds,
+                       scratch_rank=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _index(run: Run) -> None:
+    """Record the run in runs/mllabs.db; the database is an index, so a failure only warns."""
+    if os.environ.get("MLLABS_NO_INDEX"):
+        return
+    try:
+        rundb.record(run.path.parent.parent, run.path)
+    except (sqlite3.Error, OSError) as exc:
+        print(f"[{run.lab}] warning: could not record the run in {rundb.DB_NAME} ({exc}); "
+              "`mllabs runs reindex` adds it later", file=sys.stderr, flush=True)
 
 
 def resumed_config(lab: ModuleType, name: str, run_dir: Path, profile: str | None,
@@ -218,6 +260,7 @@ def _finish(run: Run, report: Report, status: str, metrics: dict, command: str, 
     report.save(command)
     render_run(run.path)
     write_index(run.path.parent.parent)
+    _index(run)
     return result
 
 
