@@ -16,7 +16,7 @@ def data_root() -> Path:
     """The folder laid out like shared/data that the tests read."""
     from mllabs.data import dataset_dir
 
-    return dataset_dir("auto-mpg", download=False).parent
+    return dataset_dir("auto-mpg", download=False).parent.resolve()  # MLLABS_DATA may be relative
 
 
 def run_cli(*args: str) -> int:

@@ -31,7 +31,6 @@ with clock("import"):
     import mllabs.train as mtrain
     from mllabs.data import mnist
     from mllabs.labs import _mnist, mnist_lenet
-    from mllabs.models.lenet import LeNet5
 torch.set_num_threads(threads)
 torch.set_num_interop_threads(1)
 
@@ -71,7 +70,7 @@ def timed_evaluate(*a, **kw):
 
 mtrain.evaluate = timed_evaluate
 torch.manual_seed(cfg.seed)
-model = LeNet5(cfg.activation)
+model = mnist_lenet.build(cfg)  # the lab's network, channels-last from batch 64 up
 with clock("train"):
     result = mtrain.fit(model, (x_train, y_train), cfg, loss_fn=mtrain.cross_entropy,
                         metrics={"accuracy": mtrain.accuracy}, also={"test": (x_test, y_test)},

@@ -113,7 +113,7 @@ def mnist_folder(root: Path, good: Path, replace: dict[str, bytes | None]) -> Pa
     folder.mkdir(parents=True)
     for name in MNIST_FILES:
         if name not in replace:
-            os.symlink(good / name, folder / name)
+            os.symlink((good / name).resolve(), folder / name)  # MLLABS_DATA may be relative
         elif replace[name] is not None:
             (folder / name).write_bytes(replace[name])
     return root

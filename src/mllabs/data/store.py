@@ -112,13 +112,16 @@ def dataset_dir(name: str, data_dir: str | Path | None = None, *, download: bool
     raise DataError(
         f"{first_missing} not found (looked in {_looked(roots, name)}); {reason}: set MLLABS_DATA "
         f"or --data-dir to a folder laid out like shared/data, or run `mllabs data fetch {name}` "
-        f"with internet ({_first_url(ds)})")
+        f"with internet ({_source_url(ds, first_missing)})")
 
 
-def _first_url(ds: Dataset) -> str:
+def _source_url(ds: Dataset, missing: Path | None) -> str:
+    """Where the missing file comes from: its own URL, or the dataset's archive."""
     if ds.archive:
         return ds.archive.url
-    return ds.files[0].urls[0]
+    direct = [f for f in ds.files if f.urls]
+    named = [f for f in direct if missing is not None and Path(f.path).name == missing.name]
+    return (named or direct)[0].urls[0] if direct else "see `mllabs data list`"
 
 
 def fetch(name: str) -> Path:
