@@ -569,7 +569,7 @@ def render_flowers(b: dict) -> list[str]:
     ref_i = median([r["inference_images_per_second"] for r in ok(variants.get("mllabs (precision auto)", []))])
     lines = [(f"The plain CNN at 96 px, batch 32, {b['epochs']} epoch(s) over the training photos with "
              "augmentation, nothing evaluated in between; then one inference pass over the held-out "
-             "photos (validation + test) in batches of 128 after a warm-up. Images per second: "
+             "photos (validation + test) in batches of 32 (both frameworks' default) after a warm-up. Images per second: "
              "median (min–max). Test accuracy after so few epochs is a sanity check, not a result."), "",
              ("| variant | training img/s | training img/s without epoch 1 | inference img/s | "
              "test accuracy | import s | mllabs (auto) training ÷ this | mllabs (auto) inference ÷ this |"),

@@ -11,7 +11,7 @@ passes where the CPU computes them natively), `fp32` plain float32.
 
 training   --epochs passes over the 2,568 training photos, nothing evaluated in between:
            images/s = photos × epochs ÷ fit()'s seconds (and without the first epoch: steady)
-inference  one pass over the 1,102 held-out photos (validation + test) in batches of 128, after a
+inference  one pass over the 1,102 held-out photos (validation + test) in batches of 32, after a
            one-batch warm-up: images/s; test accuracy is reported as a sanity check only.
 
 With --export FILE the decoded photos and split are saved (.npz) for the Keras peer, so both
@@ -74,9 +74,9 @@ result = fit(model, (train_x, train_y), cfg, loss_fn=loss_fn, restore_best=False
 per_epoch = [r["seconds"] for r in result.history]
 
 held_x = x[held]
-predict(model, held_x[:128], transform=batches, autocast=autocast)  # warm-up
+predict(model, held_x[:32], batch_size=32, transform=batches, autocast=autocast)  # warm-up
 tick = time.perf_counter()
-out = predict(model, held_x, transform=batches, autocast=autocast)
+out = predict(model, held_x, batch_size=32, transform=batches, autocast=autocast)
 infer_seconds = time.perf_counter() - tick
 n_test = len(split["test"])
 test_accuracy = float((out[-n_test:].argmax(1) == y[split["test"]]).float().mean())
