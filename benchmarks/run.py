@@ -706,6 +706,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-slow", action="store_true",
                    help="LeNet: do not re-run a variant whose stored run took longer than --slow-after "
                         "(MindSpore, ~30 min); keep its numbers from results.json, marked with their date")
+    p.add_argument("--render-only", action="store_true",
+                   help="write results.md again from results.json (e.g. after editing optimisations.md)")
     p.add_argument("--flowers-epochs", type=int, default=3, help="epochs of the flowers benchmark (3)")
     p.add_argument("--data", type=Path, default=Path(os.environ.get("MLLABS_DATA", ROOT.parent / "shared" / "data")),
                    help="folder laid out like shared/data (default: $MLLABS_DATA)")
@@ -720,6 +722,10 @@ def main(argv: list[str] | None = None) -> int:
     store = out.with_suffix(".json")
     data = json.loads(store.read_text()) if store.exists() else {"benchmarks": {}}
     ctx.stored = data["benchmarks"]
+    if args.render_only:
+        out.write_text(render(data, args.smoke))
+        ctx.log(f"{out} rendered again from {store}; nothing measured")
+        return 0
     selected = args.only or [b for b in BENCHMARKS]
     command = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
     ctx.log(f"benchmarks {', '.join(selected)}; {args.repeat} repeat(s); {args.threads} threads; "
