@@ -659,7 +659,7 @@ def render(data: dict, smoke: bool) -> str:
     if OPTIMISATIONS.exists() and not smoke:
         # written by hand from benchmarks/optimise_lenet.py and before/after runs: what was changed
         # in mllabs because of these numbers, and what each change bought
-        body = OPTIMISATIONS.read_text().split("\n", 1)[1].strip()
+        body = OPTIMISATIONS.read_text().split("\n", 1)[1].strip().replace("\n## ", "\n### ")
         out += ["## Optimisations and their effect", "",
                 f"From [`{OPTIMISATIONS.name}`]({OPTIMISATIONS.name}), included here by `run.py`.", "", body, ""]
     return "\n".join(out)
