@@ -42,6 +42,12 @@ def read_idx(path: str | Path) -> np.ndarray:
     if body != expected:
         raise DataError(f"{path} declares shape {shape} ({expected} bytes) but holds {body} bytes; "
                         "the file is truncated or corrupt: replace it with a fresh copy")
+    if expected == 0:  # a dimension of 0: numpy will not read an empty buffer at the very end
+        try:
+            return np.zeros(shape, dtype.newbyteorder("="))
+        except ValueError:  # e.g. (0, 2**30, 2**30): too big to shape even though it is empty
+            raise DataError(f"{path} declares shape {shape}, which holds nothing and cannot be "
+                            "shaped; the file is corrupt: replace it with a fresh copy") from None
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 

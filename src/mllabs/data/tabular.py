@@ -13,6 +13,17 @@ import pandas as pd
 from mllabs.errors import DataError
 
 
+# files people save with a .csv name that are something else: (leading bytes, what, what to do)
+BINARY_FORMATS = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook?)", "open it and save the sheet as a UTF-8 CSV"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel/Office document", "open it and save the sheet as a UTF-8 CSV"),
+    (b"\x1f\x8b", "gzip-compressed", "decompress it first (gunzip)"),
+    (b"%PDF", "a PDF", "export the table as a UTF-8 CSV"),
+    (b"\x89PNG", "a PNG image", "pass the table as a UTF-8 CSV"),
+    (b"\xff\xd8\xff", "a JPEG image", "pass the table as a UTF-8 CSV"),
+)
+
+
 def read_csv(path: str | Path, *, required: Iterable[str] = (), numeric: Iterable[str] = (),
              rename_snake: bool = False) -> pd.DataFrame:
     """Read a comma/semicolon/tab-separated table with a header row.
@@ -22,10 +33,20 @@ def read_csv(path: str | Path, *, required: Iterable[str] = (), numeric: Iterabl
     """
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        raw = path.read_bytes()
+        for magic, what, fix in BINARY_FORMATS:
+            if raw.startswith(magic):
+                raise DataError(f"{path} is {what}, not CSV text; {fix}")
+        if b"\0" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise DataError(f"{path} is a binary file, not CSV text; export the table as a UTF-8 CSV")
+        text = raw.decode("utf-8-sig")
     except FileNotFoundError:
         raise DataError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder; pass a CSV file") from None
     except UnicodeDecodeError as exc:
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise DataError(f"{path} is UTF-16 text; save it as a UTF-8 CSV") from None
         raise DataError(f"{path} is not UTF-8 text (byte {exc.start}); save it as a UTF-8 CSV") from None
     except OSError as exc:
         raise DataError(f"{path} cannot be read ({exc.strerror})") from None
