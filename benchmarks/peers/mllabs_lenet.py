@@ -1,6 +1,6 @@
 """mllabs side of the LeNet-5 benchmark: time to 99.0 % MNIST test accuracy with the project's code.
 
-Runs with the project's own venv. Two recipes, both through mllabs.train.fit() with the
+Runs with the project's own venv. Three recipes, all through mllabs.train.fit() with the
 mnist-lenet lab's network (mllabs.models.lenet.LeNet5, ReLU, digits standardised and padded to
 32×32 by mllabs.data.mnist.normalise), test accuracy evaluated after every epoch
 (`fit(also={"test": ...})`) and training stopped at the first epoch that reaches the target:
@@ -8,6 +8,10 @@ mnist-lenet lab's network (mllabs.models.lenet.LeNet5, ReLU, digits standardised
   --recipe lab      the mnist-lenet lab's own default: Adam 2e-3 with cosine decay over its 6
                     epochs, batch 128, on the lab's 55,000 training digits (5,000 held out as in
                     the lab; they are not evaluated here). At most the lab's 6 epochs.
+  --recipe onecycle the same lab with the shortest schedule that reached 99 % on every seed tried
+                    (15 seeds): `mllabs run mnist-lenet --set epochs=3 --set schedule=onecycle
+                    --set lr=0.005`, i.e. Adam with a one-cycle rate (warm-up to 5e-3, then
+                    annealed to nearly 0, stepped after every update) over 3 epochs, batch 128.
   --recipe handout  the handout's (MindSpore quick start's) recipe, like for like with the peers:
                     Momentum 0.01 / 0.9, constant rate, batch 32, all 60,000 training digits.
 """
@@ -19,7 +23,7 @@ import time
 
 import _common as common
 
-args = common.arguments(__doc__, recipe={"choices": ("lab", "handout"), "default": "handout"})
+args = common.arguments(__doc__, recipe={"choices": ("lab", "onecycle", "handout"), "default": "handout"})
 threads = common.set_threads(args.threads)
 
 clock = common.Clock()
@@ -38,12 +42,14 @@ cfg = mnist_lenet.Config(seed=args.seed)  # the lab's default profile
 if args.recipe == "handout":
     cfg = dataclasses.replace(cfg, optimizer="momentum", lr=0.01, batch_size=32, schedule="constant",
                               epochs=args.max_epochs, val_size=0)
+elif args.recipe == "onecycle":
+    cfg = dataclasses.replace(cfg, epochs=3, schedule="onecycle", lr=5e-3)
 if args.smoke:
     cfg = dataclasses.replace(cfg, epochs=args.max_epochs)
 
 with clock("data"):
     data = mnist.load(args.data)
-    if args.recipe == "lab":
+    if args.recipe != "handout":
         train_idx, _ = _mnist.split_validation(data, cfg.val_size, cfg.seed)
     else:
         train_idx = np.arange(len(data.train_y))
@@ -85,10 +91,12 @@ epochs = [{"epoch": r["epoch"], "train_seconds": r["seconds"] - e, "eval_seconds
           for r, e in zip(result.history, eval_seconds)]
 recipes = {
     "lab": "mnist-lenet lab default: Adam 2e-3, cosine over 6 epochs, batch 128, 55,000 digits",
+    "onecycle": ("mnist-lenet lab with `--set epochs=3 --set schedule=onecycle --set lr=0.005`: "
+                 "Adam, one-cycle to 5e-3 over 3 epochs, batch 128, 55,000 digits"),
     "handout": "MindSpore quick-start recipe: Momentum 0.01/0.9, batch 32, 60,000 digits",
 }
 common.emit({
-    "benchmark": "lenet", "framework": "mllabs", "variant": f"mllabs ({args.recipe} recipe)",
+    "benchmark": "lenet", "framework": "mllabs", "variant": f"mllabs ({args.recipe.replace('onecycle', 'one-cycle')} recipe)",
     "recipe": recipes[args.recipe], "seed": args.seed, "threads": threads,
     "versions": {"mllabs": mllabs.__version__,
                  "torch": torch.__version__},
