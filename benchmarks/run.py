@@ -230,8 +230,10 @@ def bench_lenet(ctx: Context) -> dict:
         # a variant that took longer than --slow-after last time keeps its stored run (and its date)
         for name, stored in ctx.stored.get("lenet", {}).get("result", {}).get("variants", {}).items():
             if stored and stored[0].get("process_seconds", 0) > ctx.args.slow_after:
-                runs[name] = [dict(r, kept_from=ctx.stored["lenet"].get("date")) for r in stored]
-                ctx.log(f"{name}: keeping the stored run of {ctx.stored['lenet'].get('date')} (--keep-slow)")
+                # a run kept before keeps the date it was measured, not the date of the last section
+                measured = stored[0].get("kept_from") or ctx.stored["lenet"].get("date")
+                runs[name] = [dict(r, kept_from=measured) for r in stored]
+                ctx.log(f"{name}: keeping the stored run of {measured} (--keep-slow)")
     budget = ["--max-seconds", str(ctx.args.lenet_budget), "--max-epochs", str(ctx.args.lenet_epochs)]
     if ctx.smoke:
         budget = []
