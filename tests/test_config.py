@@ -16,6 +16,27 @@ def test_values_are_parsed_by_field_type():
     assert cfg.optimizer == "adam"
 
 
+def test_every_lab_trained_by_fit_accepts_every_schedule_fit_knows():
+    """A schedule fit() implements must not be refused by a lab's option list (mnist-lenet once
+    refused onecycle, which the LeNet benchmark's fastest recipe uses)."""
+    import dataclasses
+
+    from mllabs.config import SCHEDULES, TrainConfig
+    from mllabs.labs import LABS, get_lab
+
+    checked = 0
+    for name in LABS:
+        lab = get_lab(name)
+        if not issubclass(lab.Config, TrainConfig):
+            continue  # labs with their own training loop (boston-housing's NumPy) list their own
+        assert "schedule" in {f.name for f in dataclasses.fields(lab.Config)}
+        for schedule in SCHEDULES:
+            sets = [f"schedule={schedule}"] + (["milestones=2"] if schedule == "piecewise" else [])
+            assert build_config(lab.Config, lab.PROFILES, "default", sets).schedule == schedule
+        checked += 1
+    assert checked >= 8
+
+
 def test_profile_then_sets_then_explicit_overrides():
     quick = build_config(auto_mpg.Config, auto_mpg.PROFILES, "quick")
     assert quick.epochs == auto_mpg.PROFILES["quick"]["epochs"]

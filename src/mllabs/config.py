@@ -18,6 +18,8 @@ from mllabs.errors import UserError
 
 PROFILES = ("quick", "default", "full")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# learning-rate schedules fit() knows (train.make_scheduler); every lab trained by fit() offers all
+SCHEDULES = ("constant", "exponential", "piecewise", "cosine", "onecycle")
 
 
 def option(default: Any, help: str, *, choices=None, min=None, gt=None, max=None, lt=None):
@@ -48,8 +50,7 @@ class TrainConfig(LabConfig):
         "gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
     lr: float = option(1e-3, "learning rate", gt=0.0)
     weight_decay: float = option(0.0, "L2 penalty (decoupled for adamw)", min=0.0)
-    schedule: str = option("constant", "learning-rate schedule", choices=(
-        "constant", "exponential", "piecewise", "cosine", "onecycle"))
+    schedule: str = option("constant", "learning-rate schedule", choices=SCHEDULES)
     gamma: float = option(0.95, "exponential schedule: factor per epoch", gt=0.0)
     milestones: tuple[int, ...] = option((), "piecewise schedule: epochs where lr is multiplied by factor",
                                          min=1)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mllabs.config import TrainConfig, option
+from mllabs.config import SCHEDULES, TrainConfig, option
 from mllabs.data.augment import MEAN, STD, PhotoBatches
 from mllabs.data.images import ImageFolder, load_image
 from mllabs.errors import DataError
@@ -48,7 +48,7 @@ class PhotoConfig(TrainConfig):
     lr: float = option(2e-3, "peak learning rate", gt=0.0)
     weight_decay: float = option(0.05, "weight decay (decoupled for adamw)", min=0.0)
     schedule: str = option("cosine", "learning-rate schedule (piecewise: × factor at each milestone)",
-                           choices=("constant", "exponential", "piecewise", "cosine"))
+                           choices=SCHEDULES)
     label_smoothing: float = option(0.1, "share of each target spread over the other classes", min=0.0,
                                     lt=1.0)
     augment: bool = option(True, "random resized crop, flip and colour jitter while training")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mllabs.config import TrainConfig, option
+from mllabs.config import SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.errors import UserError
 from mllabs.labs import _mnist
@@ -51,8 +51,7 @@ class Config(TrainConfig):
                             "each weight's step by its own gradient size)", choices=(
                                 "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
     lr: float = option(0.03, "learning rate, the same for every activation", gt=0.0)
-    schedule: str = option("constant", "learning-rate schedule", choices=(
-        "constant", "exponential", "piecewise", "cosine", "onecycle"))
+    schedule: str = option("constant", "learning-rate schedule", choices=SCHEDULES)
     train_size: int = option(20000, "training digits used (0: all not held out)", min=0)
     val_size: int = option(5000, "training digits held out to choose the network predict uses", min=1)
     every: int = option(20, "updates averaged into one point of the per-update curves", min=1)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from mllabs import data as datasets
-from mllabs.config import TrainConfig, option
+from mllabs.config import SCHEDULES, TrainConfig, option
 from mllabs.data.tabular import numeric_column, read_csv, read_whitespace
 from mllabs.errors import DataError
 from mllabs.models.mlp import MLP
@@ -49,8 +49,7 @@ class Config(TrainConfig):
     optimizer: str = option("rmsprop", "update rule", choices=(
         "gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
     lr: float = option(1e-3, "learning rate", gt=0.0)
-    schedule: str = option("cosine", "learning-rate schedule", choices=(
-        "constant", "exponential", "piecewise", "cosine"))
+    schedule: str = option("cosine", "learning-rate schedule", choices=SCHEDULES)
     hidden: tuple[int, ...] = option((128, 128), "hidden layer widths (the handout: 64,64)", min=1)
     dropout: float = option(0.2, "dropout after each hidden layer (the handout: 0)", min=0.0, lt=1.0)
     target: str = option("log", "what the network learns: log MPG or MPG (standardised either way)",

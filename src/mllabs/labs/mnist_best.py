@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mllabs.config import TrainConfig, option
+from mllabs.config import SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.data.augment import DigitBatches
 from mllabs.labs import _mnist
@@ -50,8 +50,7 @@ class Config(TrainConfig):
         "sgd", "momentum", "nesterov", "adam", "adamw"))
     lr: float = option(0.1, "peak learning rate of the schedule", gt=0.0)
     weight_decay: float = option(2e-4, "L2 penalty on the weights", min=0.0)
-    schedule: str = option("onecycle", "learning-rate schedule", choices=(
-        "constant", "exponential", "piecewise", "cosine", "onecycle"))
+    schedule: str = option("onecycle", "learning-rate schedule", choices=SCHEDULES)
     seeds: int = option(3, "networks trained from different seeds (seed, seed+1, ...)", min=1)
     widths: tuple[int, ...] = option((16, 48, 96), "channels of each stage (28, 14, 7 px)", min=1)
     depth: int = option(1, "convolutions per stage", min=1)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mllabs.config import TrainConfig, option
+from mllabs.config import SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.labs import _mnist
 from mllabs.models.cnn import ShallowCNN
@@ -33,8 +33,7 @@ class Config(TrainConfig):
     optimizer: str = option("momentum", "update rule (the handout: sgd)", choices=(
         "gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
     lr: float = option(0.01, "initial learning rate (the handout: 0.001)", gt=0.0)
-    schedule: str = option("exponential", "learning-rate schedule", choices=(
-        "constant", "exponential", "piecewise", "cosine"))
+    schedule: str = option("exponential", "learning-rate schedule", choices=SCHEDULES)
     gamma: float = option(0.9, "exponential schedule: factor per epoch", gt=0.0)
     filters: int = option(28, "filters of the 3×3 convolution", min=1)
     hidden: int = option(128, "units of the dense layer", min=1)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mllabs.config import TrainConfig, option
+from mllabs.config import SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.labs import _mnist
 from mllabs.models.lenet import LeNet5
@@ -37,8 +37,7 @@ class Config(TrainConfig):
     optimizer: str = option("adam", "update rule", choices=(
         "gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
     lr: float = option(2e-3, "learning rate", gt=0.0)
-    schedule: str = option("cosine", "learning-rate schedule", choices=(
-        "constant", "exponential", "piecewise", "cosine"))
+    schedule: str = option("cosine", "learning-rate schedule", choices=SCHEDULES)
     activation: str = option("relu", "activation after each layer (sigmoid: the 1998 classic)",
                              choices=("relu", "sigmoid", "tanh"))
     val_size: int = option(5000, "training digits held out to pick the best epoch", min=0)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mllabs.config import TrainConfig, option
+from mllabs.config import SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.labs import _mnist
 from mllabs.models.mlp import MLP
@@ -47,8 +47,8 @@ class Config(TrainConfig):
     epochs: int = option(5, "passes over the training digits, the same for every optimizer", min=1)
     batch_size: int = option(128, "digits per update (gd always uses all of them)", min=1)
     hidden: tuple[int, ...] = option((256,), "hidden layer widths of the 784 → … → 10 network", min=1)
-    schedule: str = option("cosine", "learning-rate schedule, the same for every optimizer", choices=(
-        "constant", "exponential", "piecewise", "cosine"))
+    schedule: str = option("cosine", "learning-rate schedule, the same for every optimizer",
+                           choices=SCHEDULES)
     optimizers: tuple[str, ...] = option(ALL_OPTIMIZERS, "optimizers to compare",
                                          choices=ALL_OPTIMIZERS)
     lrs: tuple[float, ...] = option((1e-1, 1e-2, 1e-3, 1e-4), "learning-rate grid", gt=0.0)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mllabs.config import TrainConfig, option
+from mllabs.config import SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.errors import UserError
 from mllabs.labs import _mnist
@@ -65,8 +65,7 @@ class Config(TrainConfig):
     optimizer: str = option("momentum", "update rule (adamw decouples the decay from the gradient)",
                             choices=("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
     lr: float = option(0.01, "learning rate", gt=0.0)
-    schedule: str = option("constant", "learning-rate schedule", choices=(
-        "constant", "exponential", "piecewise", "cosine", "onecycle"))
+    schedule: str = option("constant", "learning-rate schedule", choices=SCHEDULES)
     train_size: int = option(3000, "training digits (few, so that the network can memorise them)",
                              min=1)
     val_size: int = option(5000, "training digits held out to choose the weight decay", min=1)
