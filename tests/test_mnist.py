@@ -75,6 +75,15 @@ def test_bad_digit_files(tmp_path, content, fragment):
         prepare_digit(tmp_path / "x.png")
 
 
+def test_predict_says_when_an_image_holds_no_digit(lenet_run, tmp_path, capsys):
+    good = render_digits(tmp_path / "d", per_digit=1)[0][0]
+    Image.new("RGB", (64, 48), (240, 238, 230)).save(tmp_path / "empty.jpg")
+    assert run_cli("predict", lenet_run, good, tmp_path / "empty.jpg", "--output", tmp_path / "p.csv") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "looks blank" in lines[1] and "looks blank" not in lines[0]
+    assert "warning" in (tmp_path / "p.csv").read_text().splitlines()[0]
+
+
 def test_predict_refuses_a_non_image_with_one_line(lenet_run, tmp_path, capsys):
     good = render_digits(tmp_path / "d", per_digit=1)[0][0]
     (tmp_path / "notes.jpg").write_text("shopping list")

@@ -203,6 +203,12 @@ def test_runs_commands(runs_root, capsys, monkeypatch):
     assert main(["runs", "list", "--out", str(runs_root), "--lab", "auto-mpg"]) == 0  # indexes first
     out = capsys.readouterr().out
     assert "20261101-130000-dddddd" in out and "test_mae=1.8" in out and "mnist-lenet" not in out
+    # the settings that tell a lab's runs apart are shown; the seed has its own column
+    assert main(["runs", "list", "--out", str(runs_root), "--lab", "mnist-lenet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "settings" in lines[0]
+    row = next(line for line in lines if "20261101-110000-bbbbbb" in line)
+    assert "optimizer=sgd lr=0.1" in row and "seed=" not in row
     assert main(["runs", "show", "20261101-1100", "--out", str(runs_root)]) == 0
     assert "optimizer" in capsys.readouterr().out
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)

@@ -544,15 +544,7 @@ def cmd_runs(args, argv) -> int:
         if not rows:
             print(f"no runs in {root}" + (" matching" if args.lab or args.where else ""))
             return 0
-        sort_key = (args.sort or "").partition(":")[0]
-        table = []
-        for r in rows:
-            shown = {k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))}
-            first = ([sort_key] if sort_key in shown else []) + [k for k in shown if k != sort_key][:2]
-            table.append({"id": r["id"], "lab": r["lab"], "status": r["status"], "seed": r["seed"],
-                          "seconds": f"{r['seconds']:.1f}" if r["seconds"] is not None else "",
-                          "metrics": "  ".join(f"{k}={shown[k]:.4g}" for k in first)})
-        _print_table(table)
+        _print_table(_runs_table(rows, (args.sort or "").partition(":")[0]))
         return 0
     if args.runs_command == "show":
         run = rundb.get_run(root, args.run_id)
@@ -582,12 +574,42 @@ def cmd_runs(args, argv) -> int:
     return 0
 
 
+def _runs_table(rows: list[dict], sort_key: str = "") -> list[dict]:
+    """`runs list` as table rows. The settings column shows the config keys whose values differ
+    between the listed runs of a lab (the seed has its own column), so a sweep's cells can be told
+    apart; metric values are padded per metric so the columns line up."""
+    varying: dict[str, list[str]] = {}
+    for lab in {r["lab"] for r in rows}:
+        configs = [r["config"] for r in rows if r["lab"] == lab]
+        keys = dict.fromkeys(k for c in configs for k in c if k not in ("seed", "device", "threads"))
+        varying[lab] = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1][:4]
+
+    def setting(value) -> str:
+        return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    cells = []
+    for r in rows:
+        shown = {k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))}
+        first = ([sort_key] if sort_key in shown else []) + [k for k in shown if k != sort_key][:2]
+        cells.append([f"{k}={shown[k]:.4g}" for k in first])
+    width = [max((len(c[i]) for c in cells if len(c) > i), default=0) for i in range(3)]
+    table = []
+    for r, metric_cells in zip(rows, cells):
+        row = {"id": r["id"], "lab": r["lab"], "status": r["status"], "seed": r["seed"],
+               "seconds": f"{r['seconds']:.1f}" if r["seconds"] is not None else ""}
+        if any(varying.values()):
+            row["settings"] = " ".join(f"{k}={setting(r['config'].get(k))}" for k in varying[r["lab"]])
+        row["metrics"] = "  ".join(c.ljust(w) for c, w in zip(metric_cells, width)).rstrip()
+        table.append(row)
+    return table
+
+
 def _print_table(rows: list[dict]) -> None:
     columns = list(rows[0])
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    print("  ".join(c.ljust(widths[c]) for c in columns))
+    print("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
     for r in rows:
-        print("  ".join(str(r[c]).ljust(widths[c]) for c in columns))
+        print("  ".join(str(r[c]).ljust(widths[c]) for c in columns).rstrip())
 
 
 def cmd_sweep(args, argv) -> int:

@@ -79,4 +79,7 @@ def predict_digits(run_dir: Path, inputs: list[Path], top: int = 3) -> list[dict
         results.append({"input": str(path), "prediction": spec["classes"][order[0]],
                         "top": [{"label": spec["classes"][k], "probability": round(float(p[k]), 4)}
                                 for k in order]})
+    for result, digit in zip(results, digits):
+        if not digit.any():  # mnist_style found nothing standing out from the background
+            result["warning"] = "no digit found: the image looks blank, so this prediction means nothing"
     return results
