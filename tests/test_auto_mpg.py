@@ -100,6 +100,19 @@ def test_predict_on_raw_columns(finished, tmp_path, capsys):
     light, heavy = (r["prediction"] for r in results)
     assert light > heavy  # a 2,130 lb four-cylinder beats a 3,693 lb V8
     assert len(out_csv.read_text().splitlines()) == 3
+    assert not any("warning" in r for r in results)  # real cars are not flagged
+
+
+def test_predict_flags_a_value_far_outside_the_training_cars(finished, tmp_path, capsys):
+    _, run_dir = finished
+    cars = tmp_path / "cars.csv"
+    cars.write_text("cylinders,displacement,horsepower,weight,acceleration,model_year,origin\n"
+                    "4,97,88,2130,14.5,70,3\n"
+                    "4,97,88,2130,14.5,1970,3\n")  # the year written in full, not as the data's 70
+    assert run_cli("predict", run_dir, cars, "--json") == 0
+    ordinary, typo = json.loads(capsys.readouterr().out)
+    assert "warning" not in ordinary
+    assert typo["warning"].startswith("model_year = 1970 is ") and "extrapolation" in typo["warning"]
 
 
 @pytest.mark.parametrize("content, fragment", [

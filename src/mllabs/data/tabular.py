@@ -56,6 +56,7 @@ def read_csv(path: str | Path, *, required: Iterable[str] = (), numeric: Iterabl
         sep = csv.Sniffer().sniff(text.splitlines()[0], delimiters=",;\t").delimiter
     except csv.Error:
         sep = ","
+    check_row_lengths(path, text, sep)
     try:
         frame = pd.read_csv(io.StringIO(text), sep=sep, skipinitialspace=True)
     except (pd.errors.ParserError, ValueError) as exc:
@@ -80,6 +81,31 @@ def read_csv(path: str | Path, *, required: Iterable[str] = (), numeric: Iterabl
     for column in numeric:
         frame[column] = numeric_column(frame[column], path, column)
     return frame
+
+
+def check_row_lengths(path: Path, text: str, sep: str) -> None:
+    """Every row has as many cells as the header. pandas would otherwise take one extra cell per
+    row as an index and shift every value one column left, or fill a short row with NaN, and the
+    error would come later, about the wrong column. The header's names are checked here too:
+    pandas quietly renames a repeated name to 'name.1'."""
+    rows = csv.reader(io.StringIO(text), delimiter=sep, skipinitialspace=True, strict=True)
+    header = None
+    try:
+        for cells in rows:
+            if not cells or all(not c.strip() for c in cells):
+                continue  # a blank line: pandas skips it too
+            if header is None:
+                header = [c.strip() for c in cells]
+                twice = next((c for i, c in enumerate(header) if c in header[:i]), None)
+                if twice is not None:
+                    raise DataError(f"{path} has the column {twice!r} twice; keep one of them")
+            elif len(cells) != len(header):
+                raise DataError(f"{path}: line {rows.line_num} has {len(cells)} cells but the header "
+                                f"has {len(header)} columns; check that line for a missing or extra "
+                                f"{'comma' if sep == ',' else repr(sep)} (or quote cells that contain one)")
+    except csv.Error as exc:
+        raise DataError(f"{path} is not a well-formed table (line {rows.line_num}: {exc}); check its "
+                        "quoting, e.g. a quote that is opened and never closed") from None
 
 
 def check_delimiter(path: Path, header: str) -> None:
