@@ -52,3 +52,57 @@ def test_config_shows_keys(capsys):
     assert run_cli("config", "auto-mpg", "--profile", "quick") == 0
     out = capsys.readouterr().out
     assert "epochs" in out and "30" in out and "optimizer" in out
+
+
+def test_argparse_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        run_cli("run", "auto-mpg", "--seed", "abc")
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("mllabs: error: argument --seed") and "mllabs run --help" in err
+
+
+def test_out_that_is_a_file_and_nproc_zero_are_user_errors(tmp_path, capsys):
+    blocker = tmp_path / "results"
+    blocker.write_text("my notes\n")
+    assert run_cli("run", "auto-mpg", "--profile", "quick", "--out", blocker) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"mllabs: error: {blocker} is not a folder (a file is in the way); choose another path"
+    assert blocker.read_text() == "my notes\n"
+    assert run_cli("runs", "list", "--out", blocker) == 2
+    assert run_cli("run", "auto-mpg", "--nproc", "0", "--out", tmp_path / "runs") == 2
+    assert "--nproc 0" in capsys.readouterr().err
+
+
+def test_predict_guards_the_users_files_and_damaged_runs(tmp_path, capsys):
+    """A run directory is made by hand here: these checks come before any model is loaded."""
+    import json
+
+    cars = tmp_path / "cars.csv"
+    cars.write_text("cylinders\n4\n")
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"lab": "auto-mpg"}))
+    (run_dir / "metrics.json").write_text(json.dumps({"status": "completed"}))
+    cases = [
+        (("--output", cars), "is one of the inputs"),           # would overwrite the input
+        (("--output", tmp_path), "is a folder; give a file name"),
+    ]
+    for extra, fragment in cases:
+        assert run_cli("predict", run_dir, cars, *extra) == 2
+        assert fragment in capsys.readouterr().err
+    assert cars.read_text() == "cylinders\n4\n"
+    # a checkpoint that is not a checkpoint at all is not called tampered with
+    (run_dir / "checkpoints" / "model.pt").write_text("garbage\n")
+    (run_dir / "preprocess.json").write_text("{}")
+    assert run_cli("predict", run_dir, cars) == 2
+    err = capsys.readouterr().err
+    assert "model.pt is not a PyTorch checkpoint at all" in err
+    (run_dir / "metrics.json").write_text(json.dumps({"lab": "auto-mpg"}))
+    assert run_cli("predict", run_dir, cars) == 2
+    assert "has no status" in capsys.readouterr().err
+    (run_dir / "config.json").write_text("[1, 2, 3]")
+    assert run_cli("predict", run_dir, cars) == 2
+    assert "not a JSON object" in capsys.readouterr().err
+    assert run_cli("predict", cars, cars) == 2  # a file given as the run directory
+    assert "is not a run directory" in capsys.readouterr().err

@@ -14,6 +14,7 @@ import os
 import shlex
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 from mllabs import __version__
@@ -36,8 +37,16 @@ EPILOG = """examples:
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line errors (argparse prints its whole usage first);
+    subcommand parsers are of the same class."""
+
+    def error(self, message: str):
+        self.exit(2, f"mllabs: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mllabs", description="The classic ML and deep-learning labs, one command each.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"mllabs {__version__}")
@@ -244,6 +253,7 @@ def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = one_line_warning
     try:
         return COMMANDS[args.command](args, argv)
     except UserError as exc:
@@ -251,15 +261,44 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"mllabs: error: {exc}", file=sys.stderr)
         return 2
+    except (NotADirectoryError, IsADirectoryError, FileExistsError, PermissionError) as exc:
+        if args.debug:
+            raise
+        # a path the user gave (--out, --output, a run directory) that is the wrong kind of thing
+        what = {NotADirectoryError: "is not a folder (a file is in the way)",
+                IsADirectoryError: "is a folder where a file was expected",
+                FileExistsError: "exists and is not a folder",
+                PermissionError: "cannot be written or read (permission denied)"}[type(exc)]
+        where = Path(exc.filename) if exc.filename else None
+        if isinstance(exc, NotADirectoryError) and where is not None:
+            # name the file that is in the way, not the folder that was to be made inside it
+            where = next((p for p in [where, *where.parents] if p.is_file()), where)
+        print(f"mllabs: error: {where or exc} {what}; choose another path", file=sys.stderr)
+        return 2
+    except MemoryError:
+        if args.debug:
+            raise
+        print("mllabs: error: not enough memory; choose a smaller network, batch or image size "
+              "with --set", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("mllabs: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug in mllabs, not the user's input
         if args.debug:
             raise
+        if isinstance(exc, RuntimeError) and "allocate" in str(exc):  # torch's out-of-memory
+            print("mllabs: error: not enough memory (" + str(exc).splitlines()[0][:120] + "); choose a "
+                  "smaller network, batch or image size with --set", file=sys.stderr)
+            return 2
         print(f"mllabs: internal error: {type(exc).__name__}: {exc} (this is a bug in mllabs; "
               "re-run with --debug for the traceback and report it)", file=sys.stderr)
         return 1
+
+
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as the user sees them: what happened, not the source line that noticed it."""
+    return f"mllabs: warning: {message}\n"
 
 
 # ---------------------------------------------------------------------------- commands
@@ -284,6 +323,8 @@ def cmd_run(args, argv) -> int:
     if args.max_seconds is not None and not 0 < args.max_seconds < float("inf"):
         raise UserError(f"--max-seconds {args.max_seconds:g} is not a positive number of "
                         "seconds")
+    if args.nproc is not None and args.nproc < 1:
+        raise UserError(f"--nproc {args.nproc}: give the number of processes, 1 or more")
     if args.nproc is not None and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         if args.lab == "all":
             raise UserError("--nproc trains one lab; give the lab by name")
@@ -325,11 +366,25 @@ def cmd_predict(args, argv) -> int:
     from mllabs.runs import read_json
 
     config = read_json(args.run_dir / "config.json")
+    metrics = read_json(args.run_dir / "metrics.json")
+    if not isinstance(config, dict) or not isinstance(metrics, dict):
+        raise UserError(f"{args.run_dir}: config.json or metrics.json is damaged (not a JSON object); "
+                        "re-run the lab")
     lab = get_lab(config.get("lab", args.run_dir.parent.name))
-    status = read_json(args.run_dir / "metrics.json").get("status")
+    status = metrics.get("status")
+    if status is None:
+        raise UserError(f"{args.run_dir}/metrics.json has no status: the run was cut off or the file "
+                        "damaged; use a completed run (see `mllabs runs list`)")
     if status != "completed":
         raise UserError(f"{args.run_dir} ended {status}, so it has no model to predict with; "
                         "use a completed run (see runs/index.html)")
+    if args.output is not None:
+        if args.output.is_dir():
+            raise UserError(f"--output {args.output} is a folder; give a file name, e.g. "
+                            f"{args.output / 'predictions.csv'}")
+        if any(args.output.resolve() == Path(p).resolve() for p in args.inputs or []):
+            raise UserError(f"--output {args.output} is one of the inputs; writing there would replace "
+                            "it, so choose another file name")
     if args.values is not None:
         if not hasattr(lab, "predict_values"):
             raise UserError(f"{lab.NAME} predicts from files, not from --values; pass INPUT files")

@@ -77,9 +77,14 @@ def read_json(path: Path) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path} does not exist; is this a run directory made by `mllabs run`?") from None
+    except (NotADirectoryError, IsADirectoryError):
+        raise UserError(f"{path} cannot be read: {Path(path).parent} is not a run directory made by "
+                        "`mllabs run`") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); "
                         "re-run the lab to regenerate it") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not text (damaged?); re-run the lab to regenerate it") from None
 
 
 def git_revision() -> str | None:

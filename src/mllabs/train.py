@@ -218,6 +218,11 @@ def load_checkpoint(path: Path) -> dict:
     except FileNotFoundError:
         raise UserError(f"{path} does not exist; was the run completed?") from None
     except pickle.UnpicklingError:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if not head.startswith((b"PK\x03\x04", b"\x80")):  # neither torch's zip nor a legacy pickle
+            raise UserError(f"{path} is not a PyTorch checkpoint at all (damaged, or another file saved "
+                            "under that name); re-run the lab") from None
         raise UserError(f"{path} is not a checkpoint mllabs can load safely: it holds pickled Python "
                         "objects, not only tensors, and was refused unread; it may have been "
                         "tampered with or not come from mllabs: re-run the lab") from None

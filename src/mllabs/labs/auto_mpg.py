@@ -385,14 +385,18 @@ def parse_origin(value, path, row: int) -> str:
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
     prep = read_json(Path(run_dir) / "preprocess.json")
     state = load_checkpoint(Path(run_dir) / "checkpoints" / "model.pt")
-    model = build_model(prep["hidden"], prep["activation"], prep["dropout"])
+    try:
+        model = build_model(prep["hidden"], prep["activation"], prep["dropout"])
+        target, mean, std = Target(**prep["target"]), np.array(prep["mean"]), np.array(prep["std"])
+        _ = prep["numeric"], prep["features"]  # present, or the file is damaged
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{run_dir}/preprocess.json is damaged ({type(exc).__name__}: {exc}); "
+                        "re-run `mllabs run auto-mpg`") from None
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as exc:
         raise DataError(f"{run_dir}/checkpoints/model.pt does not fit this lab's network "
                         f"({str(exc).splitlines()[0]}); re-run `mllabs run auto-mpg`") from None
-    target = Target(**prep["target"])
-    mean, std = np.array(prep["mean"]), np.array(prep["std"])
     results = []
     for path in inputs:
         frame = read_csv(path, required=prep["numeric"] + ["origin"], rename_snake=True)
@@ -401,7 +405,13 @@ def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
         origins = [parse_origin(v, path, i + 2) for i, v in enumerate(frame["origin"])]
         for name in ORIGINS.values():
             frame[f"origin_{name}"] = [float(o == name) for o in origins]
-        x = ((frame[prep["features"]].to_numpy(float) - mean) / std).astype(np.float32)
+        with np.errstate(over="ignore"):
+            x = ((frame[prep["features"]].to_numpy(float) - mean) / std).astype(np.float32)
+        if not np.isfinite(x).all():  # finite in float64, beyond the network's float32
+            row, col = (int(v[0]) for v in np.nonzero(~np.isfinite(x)))
+            name = prep["features"][col]
+            raise DataError(f"{path}: row {row + 2}, column {name!r} holds {frame[name].iloc[row]:g}, "
+                            "far too large to be a car's value; fix that cell")
         mpg = target.decode(forward(model, torch.from_numpy(x))).numpy()[:, 0]
         for i, value in enumerate(mpg):
             label = f"{path}:{i + 2}"
