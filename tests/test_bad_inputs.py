@@ -443,6 +443,20 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
+def test_a_data_folder_without_the_dataset_is_named_when_the_download_fails(tmp_path, cache, monkeypatch):
+    _file_urls(monkeypatch, "auto-mpg", {f: [tmp_path / "nowhere" / f] for f in ("auto-mpg.data", "auto-mpg.names")})
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(DataError) as err:
+        data.dataset_dir("auto-mpg", tmp_path / "mine")
+    message = str(err.value)
+    assert message.startswith(f"--data-dir: {tmp_path / 'mine' / 'auto-mpg'}") and "is not there" in message
+    assert "download into the cache failed too" in message and "\n" not in message
+    monkeypatch.setenv("MLLABS_DATA", str(tmp_path / "typo"))
+    with pytest.raises(DataError, match=r"^MLLABS_DATA: .*typo does not exist"):
+        data.dataset_dir("auto-mpg")
+    TALLY["error"] += 2
+
+
 def test_a_download_that_fails_its_sha256_is_never_cached(tmp_path, cache, data_root, monkeypatch):
     wrong = tmp_path / "wrong.data"
     wrong.write_bytes(b"18.0 8 307.0 130.0 3504. 12.0 70 1\t\"chevrolet\"\n")

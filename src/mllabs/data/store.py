@@ -107,7 +107,18 @@ def dataset_dir(name: str, data_dir: str | Path | None = None, *, download: bool
             raise DataError(f"{p.path} {what} ({p.detail}){more}; {fix}")
         return folder
     if download and not offline():
-        return fetch(name)
+        given = [(label, root) for label, root in roots if label != "cache"]
+        try:
+            return fetch(name)
+        except DataError as exc:
+            if not given:
+                raise
+            # the user pointed at a folder: say first that the dataset is not in it
+            label, root = given[0]
+            where = (f"{root} does not exist" if not root.is_dir()
+                     else f"{root / first_missing} is not there")
+            raise DataError(f"{label}: {where}, and the download into the cache failed too ({exc}); "
+                            f"point {label} at a folder laid out like shared/data") from None
     reason = "downloads are off (MLLABS_OFFLINE=1)" if offline() else "downloading was not asked for"
     raise DataError(
         f"{first_missing} not found (looked in {_looked(roots, name)}); {reason}: set MLLABS_DATA "
