@@ -217,3 +217,18 @@ def test_runs_commands(runs_root, capsys, monkeypatch):
     assert (runs_root / "mnist-lenet" / "20261101-110000-bbbbbb").exists()
     assert main(["runs", "rm", "20261101-1100", "--yes", "--out", str(runs_root)]) == 0
     assert not (runs_root / "mnist-lenet" / "20261101-110000-bbbbbb").exists()
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--grid", "lr=abc,0.1"], "--grid: bad value for lr: 'abc'"),
+    (["--grid", "nokey=1,2"], "--grid: unknown config key 'nokey'"),
+    (["--grid", "lr=0.1,,0.2"], "has an empty value"),
+    (["--grid", "lr=0.1,0.2", "--set", "lr=0.3"], "lr is both in --grid and in --set"),
+])
+def test_a_bad_grid_is_refused_before_any_cell_runs(tmp_path, capsys, extra, fragment):
+    from mllabs.cli import main
+
+    assert main(["sweep", "auto-mpg", "--profile", "quick", "--out", str(tmp_path), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "auto-mpg").exists() and not (tmp_path / "sweeps").exists()

@@ -206,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sw.add_argument("lab", help="lab name (see `mllabs list`)")
     sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                    help="a config key and its values (repeatable; list values separated by '/')")
+                    help="a config key and its values, comma-separated (repeatable); for a "
+                         "list-valued key separate the values with '/': hidden=64,64/128,128")
     sw.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds per cell (default: 1)")
     sw.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
     sw.add_argument("--profile", default="default", choices=("quick", "default", "full"))
@@ -669,14 +670,27 @@ def _print_table(rows: list[dict]) -> None:
 
 def cmd_sweep(args, argv) -> int:
     from mllabs import sweep
+    from mllabs.config import build_config
     from mllabs.labs import get_lab
 
-    get_lab(args.lab)  # an unknown lab fails here, with the list of labs
+    lab = get_lab(args.lab)  # an unknown lab fails here, with the list of labs
     if args.seeds < 1 or (args.jobs is not None and args.jobs < 1) or args.threads < 1:
         raise UserError("--seeds, --jobs and --threads must be at least 1")
     spec = sweep.Spec(args.lab, sweep.parse_grid(args.grid), seeds=args.seeds, seed=args.seed,
                       profile=args.profile, sets=args.sets,
                       data_dir=str(args.data_dir) if args.data_dir else None, device=args.device)
+    # every cell's config is checked before any cell starts: a bad value is one error, not a
+    # sweep of failed cells
+    set_keys = {item.partition("=")[0].strip().replace("-", "_") for item in args.sets or []}
+    clash = sorted(set_keys & set(spec.grid))
+    if clash:
+        raise UserError(f"{clash[0]} is both in --grid and in --set; keep it in one of them")
+    for params in dict.fromkeys(cell.params for cell in spec.cells()):
+        try:
+            build_config(lab.Config, lab.PROFILES, args.profile,
+                         list(args.sets or []) + [f"{k}={v}" for k, v in params])
+        except UserError as exc:
+            raise UserError(f"--grid: {exc}") from None
     result = sweep.run_sweep(spec, args.out, jobs=args.jobs, threads=args.threads,
                              executor=args.executor, address=args.address, metric=args.metric)
     result.pop("rows", None)

@@ -45,8 +45,9 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
             raise UserError(f"--grid {item!r}: write KEY=V1,V2,... e.g. --grid lr=0.1,0.01")
         if key in ("seed", "seeds"):
             raise UserError("--grid seed=...: use --seeds N (seeds seed, seed+1, ...) instead")
-        parts = values.split("/") if "/" in values else values.split(",")
-        parts = [p.strip() for p in parts if p.strip()]
+        parts = [p.strip() for p in (values.split("/") if "/" in values else values.split(","))]
+        if not all(parts):
+            raise UserError(f"--grid {item!r} has an empty value; remove the extra separator")
         if key in grid:
             raise UserError(f"--grid {key} is given twice; put all its values in one --grid")
         grid[key] = list(dict.fromkeys(parts))
