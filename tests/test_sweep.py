@@ -209,6 +209,10 @@ def test_runs_commands(runs_root, capsys, monkeypatch):
     assert "settings" in lines[0]
     row = next(line for line in lines if "20261101-110000-bbbbbb" in line)
     assert "optimizer=sgd lr=0.1" in row and "seed=" not in row
+    assert main(["runs", "list", "--out", str(runs_root), "--lab", "mnist-lenets"]) == 2
+    assert "unknown lab 'mnist-lenets'" in capsys.readouterr().err
+    assert main(["runs", "list", "--out", str(runs_root), "--limit", "0"]) == 2
+    assert "--limit 0" in capsys.readouterr().err
     assert main(["runs", "show", "20261101-1100", "--out", str(runs_root)]) == 0
     assert "optimizer" in capsys.readouterr().out
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)

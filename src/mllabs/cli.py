@@ -591,6 +591,12 @@ def cmd_runs(args, argv) -> int:
         print(f"{root / rundb.DB_NAME}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
         return 0
     if args.runs_command == "list":
+        if args.lab:
+            from mllabs.labs import get_lab
+
+            get_lab(args.lab)  # an unknown lab is an error that lists the labs, not "no runs"
+        if args.limit is not None and args.limit < 1:
+            raise UserError(f"--limit {args.limit}: give how many runs to show, 1 or more")
         if not (root / rundb.DB_NAME).exists():
             rundb.reindex(root)  # runs made before the database existed
         rows = rundb.list_runs(root, args.lab, rundb.parse_where(args.where), args.sort, args.limit)
