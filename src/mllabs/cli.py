@@ -251,6 +251,9 @@ def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
                         help="folder laid out like shared/data (default: $MLLABS_DATA, then the cache)")
 
 
+SMALLER = "choose a smaller network, batch or image size with --set"  # what to do when memory runs out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
@@ -279,8 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         if args.debug:
             raise
-        print("mllabs: error: not enough memory; choose a smaller network, batch or image size "
-              "with --set", file=sys.stderr)
+        print(f"mllabs: error: not enough memory; {SMALLER}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mllabs: interrupted", file=sys.stderr)
@@ -289,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         if isinstance(exc, RuntimeError) and "allocate" in str(exc):  # torch's out-of-memory
-            print("mllabs: error: not enough memory (" + str(exc).splitlines()[0][:120] + "); choose a "
-                  "smaller network, batch or image size with --set", file=sys.stderr)
+            print(f"mllabs: error: not enough memory ({str(exc).splitlines()[0][:120]}); {SMALLER}",
+                  file=sys.stderr)
             return 2
         print(f"mllabs: internal error: {type(exc).__name__}: {exc} (this is a bug in mllabs; "
               "re-run with --debug for the traceback and report it)", file=sys.stderr)
@@ -676,7 +678,7 @@ def _print_table(rows: list[dict]) -> None:
 
 def cmd_sweep(args, argv) -> int:
     from mllabs import sweep
-    from mllabs.config import build_config
+    from mllabs.config import build_config, parse_sets
     from mllabs.labs import get_lab
 
     lab = get_lab(args.lab)  # an unknown lab fails here, with the list of labs
@@ -687,8 +689,7 @@ def cmd_sweep(args, argv) -> int:
                       data_dir=str(args.data_dir) if args.data_dir else None, device=args.device)
     # every cell's config is checked before any cell starts: a bad value is one error, not a
     # sweep of failed cells
-    set_keys = {item.partition("=")[0].strip().replace("-", "_") for item in args.sets or []}
-    clash = sorted(set_keys & set(spec.grid))
+    clash = sorted(set(parse_sets(lab.Config, args.sets or [])) & set(spec.grid))
     if clash:
         raise UserError(f"{clash[0]} is both in --grid and in --set; keep it in one of them")
     for params in dict.fromkeys(cell.params for cell in spec.cells()):

@@ -56,7 +56,13 @@ def read_csv(path: str | Path, *, required: Iterable[str] = (), numeric: Iterabl
         sep = csv.Sniffer().sniff(text.splitlines()[0], delimiters=",;\t").delimiter
     except csv.Error:
         sep = ","
-    check_row_lengths(path, text, sep)
+    header = check_row_lengths(path, text, sep)
+    # before pandas reads it: pandas renames a repeated name to 'name.1' and the repeat is lost
+    names = [snake_case(c) for c in header] if rename_snake else header
+    twice = next((c for i, c in enumerate(names) if c in names[:i]), None)
+    if twice is not None:
+        raise DataError(f"{path} has the column {twice!r} twice (names compared "
+                        f"{'in snake_case' if rename_snake else 'as written'}); keep one of them")
     try:
         frame = pd.read_csv(io.StringIO(text), sep=sep, skipinitialspace=True)
     except (pd.errors.ParserError, ValueError) as exc:
@@ -67,10 +73,6 @@ def read_csv(path: str | Path, *, required: Iterable[str] = (), numeric: Iterabl
         check_delimiter(path, frame.columns[0])
     if rename_snake:
         frame.columns = [snake_case(c) for c in frame.columns]
-    twice = frame.columns[frame.columns.duplicated()]
-    if len(twice):
-        raise DataError(f"{path} has the column {twice[0]!r} twice (names compared "
-                        f"{'in snake_case' if rename_snake else 'as written'}); keep one of them")
     if frame.empty:
         raise DataError(f"{path} has a header but no data rows")
     missing = [c for c in required if c not in frame.columns]
@@ -83,22 +85,18 @@ def read_csv(path: str | Path, *, required: Iterable[str] = (), numeric: Iterabl
     return frame
 
 
-def check_row_lengths(path: Path, text: str, sep: str) -> None:
-    """Every row has as many cells as the header. pandas would otherwise take one extra cell per
-    row as an index and shift every value one column left, or fill a short row with NaN, and the
-    error would come later, about the wrong column. The header's names are checked here too:
-    pandas quietly renames a repeated name to 'name.1'."""
+def check_row_lengths(path: Path, text: str, sep: str) -> list[str]:
+    """The header's names, once every row is checked to have as many cells as the header. pandas
+    would otherwise take one extra cell per row as an index and shift every value one column
+    left, or fill a short row with NaN, and the error would come later, about the wrong column."""
     rows = csv.reader(io.StringIO(text), delimiter=sep, skipinitialspace=True, strict=True)
-    header = None
+    header: list[str] = []
     try:
         for cells in rows:
             if not cells or all(not c.strip() for c in cells):
                 continue  # a blank line: pandas skips it too
-            if header is None:
+            if not header:
                 header = [c.strip() for c in cells]
-                twice = next((c for i, c in enumerate(header) if c in header[:i]), None)
-                if twice is not None:
-                    raise DataError(f"{path} has the column {twice!r} twice; keep one of them")
             elif len(cells) != len(header):
                 raise DataError(f"{path}: line {rows.line_num} has {len(cells)} cells but the header "
                                 f"has {len(header)} columns; check that line for a missing or extra "
@@ -106,6 +104,7 @@ def check_row_lengths(path: Path, text: str, sep: str) -> None:
     except csv.Error as exc:
         raise DataError(f"{path} is not a well-formed table (line {rows.line_num}: {exc}); check its "
                         "quoting, e.g. a quote that is opened and never closed") from None
+    return header
 
 
 def check_delimiter(path: Path, header: str) -> None:

@@ -418,20 +418,22 @@ def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
             if "car_name" in frame.columns:
                 label += f" ({frame['car_name'].iloc[i]})"
             results.append({"input": label, "prediction": round(float(value), 3)})
-            far = far_outside(frame.iloc[i], prep["numeric"], mean, std)
+            far = far_outside(frame.iloc[i], x[i], prep["features"], prep["numeric"], mean, std)
             if far:
                 results[-1]["warning"] = far
     return results
 
 
-def far_outside(car, columns: list[str], mean: np.ndarray, std: np.ndarray, limit: float = 4.0) -> str:
+def far_outside(car, standardised: np.ndarray, features: list[str], numeric: list[str],
+                mean: np.ndarray, std: np.ndarray, limit: float = 4.0) -> str:
     """A warning when a car's value lies more than `limit` standard deviations from the training
-    cars' mean (no car in the data set is beyond 3.4): the network is extrapolating, often from a typo
-    or a unit mix-up (kilograms for pounds, litres for cubic inches)."""
-    for k, column in enumerate(columns):
-        z = (float(car[column]) - mean[k]) / std[k]
-        if abs(z) > limit:
-            return (f"{column} = {float(car[column]):g} is {abs(z):.0f} standard deviations from the "
-                    f"training cars (mean {mean[k]:,.0f} ± {std[k]:,.0f}): an extrapolation; check the "
-                    "value and its unit")
+    cars' mean (no car in the data set is beyond 3.4): the network is extrapolating, often from a
+    typo or a unit mix-up (kilograms for pounds, litres for cubic inches). `standardised` is the
+    car's row of the network's input, which is that distance already."""
+    for column in numeric:
+        k = features.index(column)
+        if abs(standardised[k]) > limit:
+            return (f"{column} = {float(car[column]):g} is {abs(standardised[k]):.0f} standard deviations "
+                    f"from the training cars (mean {mean[k]:,.0f} ± {std[k]:,.0f}): an extrapolation; "
+                    "check the value and its unit")
     return ""
