@@ -224,7 +224,7 @@ def lenet_variants(ctx: Context) -> list[tuple[str, Path | None, str, list[str]]
 def bench_lenet(ctx: Context) -> dict:
     """LeNet-5 to 99.0 % MNIST test accuracy. The repeats are interleaved (every variant once,
     then again) so that a slow spell of the machine does not land on one framework; a variant
-    that did not reach the target within the time budget is not repeated."""
+    whose first run took longer than --slow-after is not repeated."""
     runs: dict[str, list[dict]] = {}
     if ctx.args.keep_slow and not ctx.smoke:
         # a variant that took longer than --slow-after last time keeps its stored run (and its date)
@@ -374,7 +374,7 @@ def median(values):
 def time_to_target(runs: list[dict]):
     """Median seconds to the target over every measured run, a run that missed it counting as
     never reaching it: None unless more than half of the runs reached it."""
-    times = sorted(r["seconds_to_target"] if r.get("reached") else float("inf") for r in ok(runs))
+    times = [r["seconds_to_target"] if r.get("reached") else float("inf") for r in ok(runs)]
     if not times:
         return None
     mid = statistics.median(times)
