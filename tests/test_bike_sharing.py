@@ -17,7 +17,7 @@ MODELS = ("linear", "ols", "mlp", "gbm")
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("bike")
-    from mllabs.labs import execute
+    from mllabs.runner import execute
 
     result = execute("bike-sharing", profile="quick", out=out, progress=False)
     return result, out / "bike-sharing" / result["run_dir"].split("/")[-1]

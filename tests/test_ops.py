@@ -12,7 +12,7 @@ from torch import nn
 
 from conftest import run_cli
 from mllabs.errors import UserError
-from mllabs.labs import execute, lab_networks
+from mllabs.runner import execute, lab_networks
 from mllabs.models import count_macs, ops, summary
 from mllabs.models import resnet as R
 from mllabs.models.cnn import PlainCNN

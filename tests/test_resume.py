@@ -19,8 +19,9 @@ from torch import nn
 
 from mllabs.config import TrainConfig
 from mllabs.errors import UserError
-from mllabs.labs import _sigterm_as_interrupt, execute
-from mllabs.train import OutOfTime, fit, load_checkpoint, session
+from mllabs.runner import _sigterm_as_interrupt, execute
+from mllabs.session import OutOfTime, Session
+from mllabs.train import fit, load_checkpoint
 
 
 def problem(n=192, seed=0):
@@ -57,10 +58,10 @@ class Recorder:
         self.epochs.append(epoch)
 
 
-def train(cfg, seed=0, stop_at=None, hidden=16):
+def train(cfg, seed=0, stop_at=None, hidden=16, session=None):
     model, recorder = net(seed, hidden), Recorder(stop_at)
     result = fit(model, problem(), cfg, loss_fn=nn.functional.cross_entropy, val=problem(64, 1),
-                 batch_transform=Noise(), after_backward=recorder, progress=False)
+                 batch_transform=Noise(), after_backward=recorder, progress=False, session=session)
     return model, result, recorder
 
 
@@ -72,12 +73,13 @@ def test_an_interrupted_fit_resumes_to_exactly_the_uninterrupted_result(tmp_path
     reference, expected, seen = train(cfg)
     after_reference = torch.rand(3)  # where the global stream stands after training
 
-    with session(state_dir=tmp_path, state_share=math.inf), pytest.raises(KeyboardInterrupt):
-        train(cfg, stop_at=4)  # dies in epoch 4: epochs 1-3 are saved
+    sess = Session(state_dir=tmp_path, state_share=math.inf)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, stop_at=4, session=sess)  # dies in epoch 4: epochs 1-3 are saved
     assert load_checkpoint(tmp_path / "fit-001.pt")["epoch"] == 3
-    with session(state_dir=tmp_path, state_share=math.inf):
-        torch.manual_seed(123)  # the resumed process starts from elsewhere; the state puts it back
-        model, result, recorder = train(cfg)
+    sess = Session(state_dir=tmp_path, state_share=math.inf)
+    torch.manual_seed(123)  # the resumed process starts from elsewhere; the state puts it back
+    model, result, recorder = train(cfg, session=sess)
     assert torch.equal(torch.rand(3), after_reference)
     assert [r["val_loss"] for r in result.history] == [r["val_loss"] for r in expected.history]
     assert [r["lr"] for r in result.history] == [r["lr"] for r in expected.history]
@@ -91,11 +93,11 @@ def test_an_interrupted_fit_resumes_to_exactly_the_uninterrupted_result(tmp_path
 
 def test_a_finished_fit_is_restored_without_training(tmp_path):
     cfg = TrainConfig(epochs=3, batch_size=32, lr=0.01, seed=1)
-    with session(state_dir=tmp_path, state_share=math.inf):
-        first, done, _ = train(cfg)
-        after = torch.rand(2)
-    with session(state_dir=tmp_path, state_share=math.inf):
-        model, again, recorder = train(cfg)
+    sess = Session(state_dir=tmp_path, state_share=math.inf)
+    first, done, _ = train(cfg, session=sess)
+    after = torch.rand(2)
+    sess = Session(state_dir=tmp_path, state_share=math.inf)
+    model, again, recorder = train(cfg, session=sess)
     assert len(recorder.epochs) == len(done.history) * 6  # restored, not one update made
     assert again.history == done.history and torch.equal(torch.rand(2), after)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), first.state_dict().values()))
@@ -103,13 +105,14 @@ def test_a_finished_fit_is_restored_without_training(tmp_path):
 
 def test_state_of_another_network_is_refused(tmp_path):
     cfg = TrainConfig(epochs=2, batch_size=32, seed=1)
-    with session(state_dir=tmp_path, state_share=math.inf):
-        train(cfg)
-    with session(state_dir=tmp_path), pytest.raises(UserError,
-                                                    match=r"fit-001\.pt does not fit .*size mismatch"):
-        train(cfg, hidden=32)
-    with session(state_dir=tmp_path), pytest.raises(UserError, match="another network or config"):
-        train(dataclasses.replace(cfg, batch_size=16))
+    sess = Session(state_dir=tmp_path, state_share=math.inf)
+    train(cfg, session=sess)
+    sess = Session(state_dir=tmp_path)
+    with pytest.raises(UserError, match=r"fit-001\.pt does not fit .*size mismatch"):
+        train(cfg, hidden=32, session=sess)
+    sess = Session(state_dir=tmp_path)
+    with pytest.raises(UserError, match="another network or config"):
+        train(dataclasses.replace(cfg, batch_size=16), session=sess)
 
 
 def test_time_budget_stops_at_an_epoch_boundary_with_the_state_saved(tmp_path):
@@ -118,9 +121,10 @@ def test_time_budget_stops_at_an_epoch_boundary_with_the_state_saved(tmp_path):
     def slow(model, epoch):  # 6 updates per epoch: about 0.12 s each epoch
         time.sleep(0.02)
 
-    with session(state_dir=tmp_path, max_seconds=0.3), pytest.raises(OutOfTime, match="before epoch"):
+    sess = Session(state_dir=tmp_path, max_seconds=0.3)
+    with pytest.raises(OutOfTime, match="before epoch"):
         fit(net(), problem(), cfg, loss_fn=nn.functional.cross_entropy, after_backward=slow,
-            progress=False)
+            progress=False, session=sess)
     epochs = load_checkpoint(tmp_path / "fit-001.pt")["epoch"]
     assert 1 <= epochs <= 2  # the epoch that would have overrun the budget was not started
 

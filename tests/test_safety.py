@@ -13,14 +13,15 @@ import torch
 from conftest import run_cli
 from torch import nn
 
-from mllabs import runs, train
+from mllabs import memory, runs
 from mllabs.config import TrainConfig
 from mllabs.errors import DataError, UserError
 from mllabs.labs import _mnist
 from mllabs.models.lenet import LeNet5
 from mllabs.models.mlp import MLP
 from mllabs.runs import Run, atomic_write_bytes, inside
-from mllabs.train import fit, load_checkpoint, load_weights, save_checkpoint, session
+from mllabs.session import Session
+from mllabs.train import fit, load_checkpoint, load_weights, save_checkpoint
 
 
 class Planted:
@@ -95,9 +96,9 @@ def test_a_tampered_resume_state_is_refused(tmp_path):
     marker = tmp_path / "ran"
     plant(tmp_path / "fit-001.pt", marker)
     x = torch.randn(32, 5)
-    with session(state_dir=tmp_path), pytest.raises(UserError, match="fit-001.pt .*pickled"):
+    with pytest.raises(UserError, match="fit-001.pt .*pickled"):
         fit(MLP(5, (4,), 1), (x, x[:, :1]), TrainConfig(epochs=1), loss_fn=nn.functional.mse_loss,
-            progress=False)
+            progress=False, session=Session(state_dir=tmp_path))
     assert not marker.exists()
 
 
@@ -191,9 +192,10 @@ def test_a_symlink_out_of_the_run_is_refused(tmp_path):
 
 def test_fit_refuses_a_checkpoint_folder_outside_the_run(tmp_path):
     x = torch.randn(32, 5)
-    with session(root=tmp_path / "run"), pytest.raises(UserError, match="outside the run directory"):
+    with pytest.raises(UserError, match="outside the run directory"):
         fit(MLP(5, (4,), 1), (x, x[:, :1]), TrainConfig(epochs=1), loss_fn=nn.functional.mse_loss,
-            checkpoint_dir=tmp_path / "run" / ".." / "elsewhere", progress=False)
+            checkpoint_dir=tmp_path / "run" / ".." / "elsewhere", progress=False,
+            session=Session(root=tmp_path / "run"))
     assert not (tmp_path / "elsewhere").exists()
 
 
@@ -211,19 +213,19 @@ def small_cnn():
 
 def test_memory_estimate_grows_with_batch_and_image_size():
     model = small_cnn()
-    one = train.memory_estimate(model, torch.zeros(1, 3, 48, 48), 1)
-    assert train.memory_estimate(model, torch.zeros(1, 3, 48, 48), 64) > 50 * one / 2
+    one = memory.memory_estimate(model, torch.zeros(1, 3, 48, 48), 1)
+    assert memory.memory_estimate(model, torch.zeros(1, 3, 48, 48), 64) > 50 * one / 2
     # conv output 16×48×48 floats (+ the ReLU's, the input's): at least 3 × 2 × 147 kB per photo
-    assert train.memory_estimate(model, torch.zeros(1, 3, 96, 96), 1) > 3.5 * one > 3.5 * 6 * 147_000
+    assert memory.memory_estimate(model, torch.zeros(1, 3, 96, 96), 1) > 3.5 * one > 3.5 * 6 * 147_000
 
 
 @pytest.mark.parametrize("free, warned", [(10_000, True), (2**40, False)])
 def test_a_run_that_would_not_fit_warns_once_before_training(monkeypatch, capsys, free, warned):
-    monkeypatch.setattr(train, "available_memory", lambda device: free)
+    monkeypatch.setattr(memory, "available_memory", lambda device: free)
     x, y = photos()
     model = small_cnn()
     rng_before = torch.get_rng_state()
-    assert train.warn_if_too_big(model, x[:1].float(), 32, torch.device("cpu"), label="cnn") is warned
+    assert memory.warn_if_too_big(model, x[:1].float(), 32, torch.device("cpu"), label="cnn") is warned
     assert torch.equal(torch.get_rng_state(), rng_before)  # the dry pass drew no random numbers
     fit(small_cnn(), (x.float() / 255, y), TrainConfig(epochs=1, batch_size=32),
         loss_fn=nn.functional.cross_entropy, progress=False, label="cnn")
@@ -234,5 +236,5 @@ def test_a_run_that_would_not_fit_warns_once_before_training(monkeypatch, capsys
 
 
 def test_available_memory_reads_the_machine():
-    free = train.available_memory(torch.device("cpu"))
+    free = memory.available_memory(torch.device("cpu"))
     assert free is None or 2**20 < free < 2**50

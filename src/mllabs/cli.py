@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_arg(run)
     run.add_argument("--json", action="store_true", help="print metrics.json (+ run_dir) only")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--sweep-id", help=argparse.SUPPRESS)  # set by `mllabs sweep` for its cells
     run.add_argument("--resume", type=Path, metavar="RUN_DIR",
                      help="continue an interrupted run in its own directory, with its saved "
                           "config, from each network's last complete epoch")
@@ -315,7 +316,8 @@ def cmd_list(args, argv) -> int:
 
 
 def cmd_run(args, argv) -> int:
-    from mllabs.labs import LABS, execute, get_lab
+    from mllabs.labs import LABS, get_lab
+    from mllabs.runner import execute
 
     names = list(LABS) if args.lab == "all" else [args.lab]
     if args.lab == "all" and args.sets:
@@ -343,7 +345,8 @@ def cmd_run(args, argv) -> int:
         results.append(execute(name, profile=args.profile, sets=args.sets, seed=args.seed,
                                device=args.device, out=args.out, data_dir=args.data_dir,
                                progress=not (args.quiet or args.json), command=command,
-                               resume=args.resume, max_seconds=args.max_seconds, log=args.log))
+                               resume=args.resume, max_seconds=args.max_seconds, log=args.log,
+                               sweep=args.sweep_id))
     completed = all(r["status"] == "completed" for r in results)
     if os.environ.get("RANK", "0") != "0":  # torchrun's other processes: rank 0 reports
         return 0 if completed else 1
@@ -464,7 +467,8 @@ def cmd_config(args, argv) -> int:
 
 def cmd_summary(args, argv) -> int:
     from mllabs.config import build_config
-    from mllabs.labs import get_lab, lab_networks
+    from mllabs.labs import get_lab
+    from mllabs.runner import lab_networks
     from mllabs.models.ops import CONVENTIONS
 
     lab = get_lab(args.lab)

@@ -53,6 +53,12 @@ def shard(indices: torch.Tensor) -> torch.Tensor:
     return indices[rank()::world_size()] if active() else indices
 
 
+def check_batch_size(batch_size: int) -> None:
+    if active() and batch_size < world_size():
+        raise UserError(f"batch_size={batch_size} is smaller than --nproc {world_size()}; "
+                        "every process needs at least one example per batch")
+
+
 def loss_scale(local: int, total: int) -> float:
     """DDP averages gradients over processes; scaling each shard's mean loss by
     local × N / total makes that average the gradient of the global batch's mean loss,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import sqlite3
 import time
@@ -86,10 +85,9 @@ def row_from_dir(root: Path, run_dir: Path, sweep: str | None = None) -> dict[st
 
 
 def record(root: Path, run_dir: Path, sweep: str | None = None) -> None:
-    """Insert or refresh the row of one run directory (called when a run starts and ends). A run
-    started by a sweep's worker is tagged with the sweep's id, which the worker finds in
-    MLLABS_SWEEP."""
-    row = row_from_dir(root, run_dir, sweep or os.environ.get("MLLABS_SWEEP") or None)
+    """Insert or refresh the row of one run directory (called when a run starts and ends); a
+    sweep's cell is tagged with the sweep's id (`mllabs run ... --sweep-id ID`)."""
+    row = row_from_dir(root, run_dir, sweep)
     if row is None:
         return
     with closing(connect(root)) as conn, conn:

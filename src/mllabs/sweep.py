@@ -102,7 +102,7 @@ class Spec:
 
 def cell_command(spec: Spec, cell: Cell, root: Path) -> list[str]:
     cmd = [sys.executable, "-m", "mllabs", "run", spec.lab, "--profile", spec.profile,
-           "--seed", str(cell.seed), "--out", str(root), "--json", "--quiet"]
+           "--seed", str(cell.seed), "--out", str(root), "--json", "--quiet", "--sweep-id", spec.id]
     for item in spec.sets:
         cmd += ["--set", item]
     for key, value in cell.params:
@@ -114,10 +114,9 @@ def cell_command(spec: Spec, cell: Cell, root: Path) -> list[str]:
     return cmd
 
 
-def run_cell(command: list[str], threads: int, sweep_id: str) -> dict[str, Any]:
+def run_cell(command: list[str], threads: int) -> dict[str, Any]:
     """One cell in a child process; what it printed (--json) or why it failed, never an exception."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-               MLLABS_SWEEP=sweep_id)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     tick = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - tick
@@ -177,7 +176,7 @@ def _run_all(spec, root, todo, jobs, threads, submit, log, start, total) -> dict
     outcomes: dict[Cell, dict] = {}
     count = start
     if submit is not None:  # ray: every cell is a task; the cluster schedules them
-        futures = {cell: submit(cell_command(spec, cell, root), spec.id) for cell in todo}
+        futures = {cell: submit(cell_command(spec, cell, root)) for cell in todo}
         import ray
 
         for cell, ref in futures.items():
@@ -186,7 +185,7 @@ def _run_all(spec, root, todo, jobs, threads, submit, log, start, total) -> dict
             log(_progress_line(count, total, cell, outcomes[cell]))
         return outcomes
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        pending = {pool.submit(run_cell, cell_command(spec, cell, root), threads, spec.id): cell
+        pending = {pool.submit(run_cell, cell_command(spec, cell, root), threads): cell
                    for cell in todo}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -216,7 +215,7 @@ def _ray_submitter(address: str | None, threads: int):
     if not ray.is_initialized():
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     task = ray.remote(num_cpus=threads)(run_cell)
-    return lambda command, sweep_id: task.remote(command, threads, sweep_id)
+    return lambda command: task.remote(command, threads)
 
 
 # ---------------------------------------------------------------------------- the report

@@ -8,7 +8,6 @@ mean over the epoch's batches, as Keras reports them; val_* metrics are exact.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import math
@@ -18,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
@@ -27,7 +26,9 @@ from torch import nn
 from mllabs import distributed
 from mllabs.config import TrainConfig
 from mllabs.errors import UserError
+from mllabs.memory import warn_if_too_big
 from mllabs.runs import atomic_write_bytes, inside
+from mllabs.session import OutOfTime, Session, recorded, rng_state, set_rng_state
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (output, target) -> batch mean
 # (stored batch, training?) -> model input; e.g. uint8 photos -> augmented, normalised floats
@@ -253,152 +254,6 @@ def load_weights(model: nn.Module, path: Path) -> dict:
     return state
 
 
-# ---------------------------------------------------------------------------- resume and budget
-
-class OutOfTime(KeyboardInterrupt):
-    """The run's --max-seconds budget is spent. A KeyboardInterrupt so that it leaves a lab's code
-    the way Ctrl-C does (no lab catches it) and the run ends resumable, its report written."""
-
-
-@dataclass
-class Session:
-    """What execute() tells every fit() of one run.
-
-    Each fit() call gets the next state file in `state_dir` (fit-001.pt, fit-002.pt, ...). A lab
-    re-run with its saved config builds the same networks from the same seeds in the same order,
-    so on --resume the n-th call finds its own state: a finished network is restored without
-    training, an unfinished one continues from its last complete epoch."""
-
-    state_dir: Path | None = None
-    root: Path | None = None              # checkpoint folders must stay inside it (the run)
-    max_seconds: float | None = None
-    state_share: float = 0.02             # of training time, at most, spent saving states
-    started: float = field(default_factory=time.monotonic)
-    calls: int = 0
-    histories: list[tuple[str, list[dict]]] = field(default_factory=list)
-    where: str = ""                       # the network and epoch in training, for the report
-
-    def next_state(self) -> Path | None:
-        self.calls += 1
-        return self.state_dir / f"fit-{self.calls:03d}.pt" if self.state_dir else None
-
-    def out_of_time(self, next_epoch: float) -> bool:
-        """The budget is spent, or would be before an epoch as long as `next_epoch` ends."""
-        return (self.max_seconds is not None
-                and time.monotonic() - self.started + next_epoch > self.max_seconds)
-
-
-_session: Session | None = None
-
-
-@contextlib.contextmanager
-def session(**kw) -> Iterator[Session]:
-    """Every fit() inside the block saves and resumes its state through one Session."""
-    global _session
-    previous, _session = _session, Session(**kw)
-    try:
-        yield _session
-    finally:
-        _session = previous
-
-
-def _rng_state(device: torch.device) -> dict:
-    """The global generators (dropout, torch.rand in a lab, numpy, random) as plain values."""
-    _, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    state = {"torch": torch.get_rng_state(),
-             "numpy": [torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
-             "python": [version, list(internal), gauss_next]}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    version, internal, gauss_next = state["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _recorded(hook) -> dict[str, list]:
-    """The lists of plain values a hook keeps (models/inspect.py's recorders keep one tensor per
-    update): saved with the state, so a resumed fit's recorder holds every epoch, not only the
-    ones trained after the resume."""
-    return {k: list(v) for k, v in getattr(hook, "__dict__", {}).items()
-            if isinstance(v, list) and all(isinstance(i, (torch.Tensor, int, float, str)) for i in v)}
-
-
-def memory_estimate(model: nn.Module, sample: torch.Tensor, batch_size: int) -> int:
-    """Rough bytes one training step needs: every layer's output for one sample (one dry forward
-    pass) × batch × 3 (the outputs kept for backward, their gradients, workspace), plus weights,
-    gradients and two optimizer moments. The stored data is not counted: it is already loaded."""
-    sizes: list[int] = []
-
-    def record(_module, _inputs, output):
-        if isinstance(output, torch.Tensor):
-            sizes.append(output.numel() * 4)  # float32; bfloat16 autocast needs less
-
-    hooks = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
-    was_training = model.training
-    try:
-        # an eval-mode pass draws no random numbers; forking the CPU stream makes sure of it
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            model.eval()
-            model(sample)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    weights = sum(p.numel() for p in model.parameters()) * 4
-    return (sum(sizes) + sample.numel() * 4) * batch_size * 3 + 4 * weights
-
-
-def available_memory(device: torch.device) -> int | None:
-    """Free bytes where training runs: the GPU's free memory, or the system's available memory."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    if device.type != "cpu":
-        return None
-    try:
-        import psutil
-
-        return psutil.virtual_memory().available
-    except ImportError:
-        pass
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def warn_if_too_big(model: nn.Module, sample: torch.Tensor, batch_size: int, device: torch.device,
-                    label: str = "") -> bool:
-    """One line on stderr when a training step would not fit in memory (estimated); True if so.
-    `sample` is one model input, as the model gets it (after any batch_transform)."""
-    try:
-        need, have = memory_estimate(model, sample, batch_size), available_memory(device)
-    except Exception:  # an estimate must never be what stops a run; training will say what fails
-        return False
-    if have is None or need <= have:
-        return False
-    shape = "×".join(map(str, sample.shape[1:]))
-    print(f"mllabs: warning: {label or 'training'} may not fit in memory: about {_size(need)} for "
-          f"batches of {batch_size} × {shape} (estimated), {_size(have)} available on "
-          f"{device.type}; lower batch_size or image_size if it fails", file=sys.stderr, flush=True)
-    return True
-
-
-def _size(nbytes: int) -> str:
-    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
-
-
 class _Progress:
     """A bar on a terminal, a few plain lines otherwise; both on stderr (stdout is for --json)."""
 
@@ -431,6 +286,133 @@ class _Progress:
             self.bar.stop()
 
 
+
+@dataclass
+class _Training:
+    """One fit() call: its data and hooks, and what changes from epoch to epoch (all that a
+    resumed call restores to go on exactly as an uninterrupted one would)."""
+
+    model: nn.Module
+    net: nn.Module                     # the model, or its DistributedDataParallel wrapper
+    x: torch.Tensor
+    y: torch.Tensor
+    starts: list[int]                  # where each batch of an epoch starts
+    batch_size: int
+    optimizer: torch.optim.Optimizer
+    scheduler: object | None
+    loss_fn: Metric
+    metrics: dict[str, Metric]
+    transform: BatchTransform | None
+    after_backward: Callable[[nn.Module, int], None] | None
+    autocast: torch.dtype | None
+    hooks: dict[str, object]           # callables whose recorded lists are saved with the state
+    shuffle: torch.Generator
+    augment: torch.Generator | None    # PhotoBatches' and DigitBatches' own stream
+    check_memory: str | None = None    # a label: say before the first update if it may not fit
+    result: FitResult = field(default_factory=FitResult)
+    best_value: float = math.inf
+    best_state: dict | None = None
+    since_best: int = 0
+    finished: bool = False             # restored from a state saved after the last epoch
+    earlier_seconds: float = 0.0       # training time before a resume
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over the shuffled training set; the mean loss and metrics of its batches."""
+        model, x, y, device = self.model, self.x, self.y, self.x.device
+        model.train()
+        order = torch.randperm(len(x), generator=self.shuffle).to(device)
+        sums = torch.zeros(1 + len(self.metrics), device=device)
+        for start, end in zip(self.starts, self.starts[1:] + [len(x)]):
+            idx = order[start:end]
+            local = distributed.shard(idx)  # all of idx in a single process
+            xb, yb = x[local], y[local]
+            with torch.autocast(device.type, dtype=self.autocast or torch.bfloat16,
+                                enabled=self.autocast is not None):
+                inputs = self.transform(xb, True) if self.transform else xb
+                if self.check_memory is not None and inputs.dim() == 4:  # the real input size
+                    warn_if_too_big(model, inputs[:1], self.batch_size, device, self.check_memory)
+                self.check_memory = None
+                out = self.net(inputs)
+                loss = self.loss_fn(out, yb)
+            self.optimizer.zero_grad(set_to_none=True)
+            (loss * distributed.loss_scale(len(local), len(idx))).backward()
+            if self.after_backward is not None:
+                self.after_backward(model, epoch)
+            self.optimizer.step()
+            if self.scheduler is not None and self.scheduler.per_update:
+                self.scheduler.step()
+            with torch.no_grad():
+                parts = [loss.detach()] + [fn(out.detach(), yb) for fn in self.metrics.values()]
+                sums += torch.stack(parts) * len(local)
+            self.result.updates += 1
+        means = (distributed.all_sum(sums) / len(x)).tolist()
+        return {"train_loss": means[0], **{f"train_{k}": v for k, v in zip(self.metrics, means[1:])}}
+
+    def evaluate(self, data: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+        return evaluate(self.model, data[0], data[1], self.loss_fn, self.metrics,
+                        transform=self.transform, autocast=self.autocast)
+
+    def judge(self, row: dict, watched: str, patience: int, stop_when) -> bool:
+        """Keep the best epoch's weights; True when training should stop: a loss that is no longer
+        finite (diverged), `patience` epochs without improvement, or stop_when(history)."""
+        if not (math.isfinite(row["train_loss"]) and math.isfinite(row[watched])):
+            self.result.status = "diverged"
+            return True
+        if row[watched] < self.best_value:
+            self.best_value, self.result.best_epoch, self.since_best = row[watched], row["epoch"], 0
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        else:
+            self.since_best += 1
+        self.result.stopped_early = bool((patience and self.since_best >= patience)
+                                         or (stop_when and stop_when(self.result.history)))
+        return self.result.stopped_early
+
+    def state_dict(self, done: bool, seconds: float) -> dict:
+        r = self.result
+        return {"finished": done, "epoch": len(r.history), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "shuffle": self.shuffle.get_state(),
+                "augment": self.augment.get_state() if self.augment is not None else None,
+                "rng": rng_state(self.x.device),
+                "recorded": {role: recorded(hook) for role, hook in self.hooks.items()},
+                "history": r.history, "status": r.status, "stopped_early": r.stopped_early,
+                "best_epoch": r.best_epoch, "updates": r.updates, "best_value": self.best_value,
+                "best_state": self.best_state, "since_best": self.since_best,
+                "seconds": self.earlier_seconds + seconds}
+
+    def load_state_dict(self, saved: dict, path: Path) -> None:
+        try:
+            self.model.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(saved["scheduler"])
+            self.shuffle.set_state(saved["shuffle"])
+            if self.augment is not None and saved["augment"] is not None:
+                self.augment.set_state(saved["augment"])
+            set_rng_state(saved["rng"])
+            for role, lists in saved["recorded"].items():
+                for key, values in lists.items():
+                    setattr(self.hooks[role], key, [v.to(self.x.device) if isinstance(v, torch.Tensor)
+                                                    else v for v in values])
+            self.result = FitResult(saved["history"], saved["status"], saved["stopped_early"],
+                                    saved["best_epoch"], saved["updates"])
+            self.best_value, self.best_state = saved["best_value"], saved["best_state"]
+            self.since_best, self.finished = saved["since_best"], saved["finished"]
+            self.earlier_seconds = saved["seconds"]
+        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UserError(f"{path} does not fit this network or is damaged "
+                            f"({_first_problem(exc)}); the code or the file changed since it was "
+                            "saved: start a new run instead of --resume") from None
+
+    def save_checkpoints(self, folder: Path, every: int, keep_last: int) -> None:
+        """At the end: the last epoch (always kept) and the best epoch's weights as best.pt."""
+        epochs_run = len(self.result.history)
+        if epochs_run and epochs_run % every:
+            save_epoch_checkpoint(folder, epochs_run, self.model, self.optimizer, keep_last)
+        if self.best_state is not None:
+            save_checkpoint(folder / "best.pt", self.best_state, epoch=self.result.best_epoch)
+
+
 def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig, *,
         loss_fn: Metric, metrics: dict[str, Metric] | None = None,
         val: tuple[torch.Tensor, torch.Tensor] | None = None, device: torch.device | None = None,
@@ -440,192 +422,89 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
         restore_best: bool = True, progress: bool = True, label: str = "",
         batch_transform: BatchTransform | None = None,
         after_backward: Callable[[nn.Module, int], None] | None = None,
-        autocast: torch.dtype | None = None) -> FitResult:
+        autocast: torch.dtype | None = None, session: Session | None = None) -> FitResult:
     """Train `model` in place on in-memory tensors and return its per-epoch history.
 
-    The monitored quantity is val_loss when `val` is given, else train_loss. `also` names
-    further sets evaluated every epoch but never monitored (e.g. {"test": ...} for the
-    handouts' per-epoch test curves). With cfg.patience > 0 training stops after that many
-    epochs without improvement; `stop_when(history)` returning True stops it too. A loss that
-    turns NaN or infinite stops the run as `diverged`. With restore_best the model ends with
-    the weights of its best epoch. With `checkpoint_dir`, epoch-NNNN.pt is written every
-    `checkpoint_every` epochs (the last `keep_last` kept) and best.pt at the end.
-    `batch_transform(batch, training)` turns each stored batch into the model's input (photos
-    are stored as uint8 and augmented batch by batch); evaluation calls it with training=False.
-    `after_backward(model, epoch)` is called after every backward pass, before the update, while
-    the gradients are there to look at (the activations lab records their size per layer).
-    `autocast` (e.g. torch.bfloat16, see resolve_precision) runs forward passes and losses in
-    that dtype; weights, gradients and optimizer state stay float32.
-    Inside a `session()` (every `mllabs run`), the full training state is saved after epochs
-    (atomically, at most ~2 % of the time) and at the end, and found again on --resume; the
-    session's time budget ends training with OutOfTime at an epoch boundary, its state saved.
-    """
-    device = device or torch.device("cpu")
+    `device` defaults to where the model's weights are; a lab calls `ctx.fit(...)`, which fills in
+    the run's device, precision, progress and session. The monitored quantity is val_loss when
+    `val` is given, else train_loss; `also` names further sets evaluated every epoch but never
+    monitored (the handouts' per-epoch test curves). cfg.patience > 0 or `stop_when(history)`
+    stop early; a loss that turns NaN or infinite ends it as `diverged`; with restore_best the
+    model ends with its best epoch's weights. `checkpoint_dir` gets epoch-NNNN.pt every
+    `checkpoint_every` epochs (the last `keep_last` kept) and best.pt. `batch_transform(batch,
+    training)` makes each stored batch the model's input (uint8 photos → augmented floats);
+    `after_backward(model, epoch)` sees the gradients before each update; `autocast` (e.g.
+    torch.bfloat16) runs forward passes in that dtype, weights and optimizer state in float32.
+    With a `session` (every `mllabs run`) the training state is saved after epochs (at most ~2 %
+    of the time) and found again on --resume, and the time budget ends training with OutOfTime
+    at an epoch boundary, its state saved."""
+    device = device or next(model.parameters(), torch.empty(0)).device
     metrics = metrics or {}
     model.to(device)
     x, y = train[0].to(device), train[1].to(device)
-    n = len(x)
-    if n == 0:
+    if len(x) == 0:
         raise UserError("the training set is empty; check the data and the split settings")
-    batch_size = n if cfg.optimizer == "gd" else min(cfg.batch_size, n)
-    starts = batch_starts(n, batch_size)
-    if distributed.active() and batch_size < distributed.world_size():
-        raise UserError(f"batch_size={batch_size} is smaller than --nproc {distributed.world_size()}; "
-                        "every process needs at least one example per batch")
+    batch_size = len(x) if cfg.optimizer == "gd" else min(cfg.batch_size, len(x))
+    distributed.check_batch_size(batch_size)
     net = distributed.wrap(model, device)  # the model itself unless --nproc > 1
     optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
-    scheduler = make_scheduler(cfg, optimizer, steps_per_epoch=len(starts))
-    shuffle = torch.Generator().manual_seed(cfg.seed)
-    result = FitResult()
-    best_value, best_state, since_best = math.inf, None, 0
-
-    sess = _session
-    state_path = sess.next_state() if sess else None
-    if checkpoint_dir and sess and sess.root:
-        checkpoint_dir = inside(sess.root, checkpoint_dir)
+    starts = batch_starts(len(x), batch_size)
     hooks = {"loss_fn": loss_fn, "after_backward": after_backward, "stop_when": stop_when,
              **{f"metric {k}": fn for k, fn in metrics.items()}}
-    augment_rng = getattr(batch_transform, "generator", None)  # PhotoBatches, DigitBatches
-    # what must match for a saved state to belong to this call
-    identity = {"label": label, "examples": n, "batch_size": batch_size, "epochs": cfg.epochs,
+    t = _Training(model, net, x, y, starts, batch_size, optimizer, make_scheduler(cfg, optimizer, len(starts)),
+                  loss_fn, metrics, batch_transform, after_backward, autocast, hooks,
+                  torch.Generator().manual_seed(cfg.seed), getattr(batch_transform, "generator", None))
+    identity = {"label": label, "examples": len(x), "batch_size": batch_size, "epochs": cfg.epochs,
                 "optimizer": cfg.optimizer, "schedule": cfg.schedule, "seed": cfg.seed}
-    finished, earlier_seconds = False, 0.0
-    if state_path is not None and state_path.exists():
-        saved = load_checkpoint(state_path)
-        if saved.get("identity") != identity:
-            raise UserError(f"{state_path} was saved by another network or config "
-                            f"({saved.get('identity')}, here {identity}); this run cannot be "
-                            "resumed: start a new one")
-        try:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            if scheduler is not None:
-                scheduler.load_state_dict(saved["scheduler"])
-            shuffle.set_state(saved["shuffle"])
-            if augment_rng is not None and saved["augment"] is not None:
-                augment_rng.set_state(saved["augment"])
-            _set_rng_state(saved["rng"])
-            for role, lists in saved["recorded"].items():
-                for key, values in lists.items():
-                    setattr(hooks[role], key, [v.to(device) if isinstance(v, torch.Tensor) else v
-                                               for v in values])
-            result = FitResult(saved["history"], saved["status"], saved["stopped_early"],
-                               saved["best_epoch"], saved["updates"])
-            best_value, best_state, since_best = saved["best_value"], saved["best_state"], saved["since_best"]
-            finished, earlier_seconds = saved["finished"], saved["seconds"]
-        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise UserError(f"{state_path} does not fit this network or is damaged "
-                            f"({_first_problem(exc)}); the code or the file changed since it was "
-                            "saved: start a new run instead of --resume") from None
-    if sess is not None:
-        sess.histories.append((label or f"network {sess.calls}", result.history))
+    store = session.state_file(identity) if session is not None else None
+    if checkpoint_dir and session is not None and session.root:
+        checkpoint_dir = inside(session.root, checkpoint_dir)
+    if store is not None and (saved := store.load()) is not None:
+        t.load_state_dict(saved, store.path)
+    if session is not None:
+        session.histories.append((label or f"network {session.calls}", t.result.history))
+    name, t.check_memory = label or "training", None if t.finished else label
 
-    def save_state(done: bool) -> None:
-        """Everything the next epoch depends on, so that a resumed run ends as this one would."""
-        save_checkpoint(state_path, model.state_dict(), identity=identity, finished=done,
-                        epoch=len(result.history),
-                        optimizer=optimizer.state_dict(),
-                        scheduler=scheduler.state_dict() if scheduler is not None else None,
-                        shuffle=shuffle.get_state(),
-                        augment=augment_rng.get_state() if augment_rng is not None else None,
-                        rng=_rng_state(device), recorded={k: _recorded(h) for k, h in hooks.items()},
-                        history=result.history, status=result.status,
-                        stopped_early=result.stopped_early, best_epoch=result.best_epoch,
-                        updates=result.updates, best_value=best_value, best_state=best_state,
-                        since_best=since_best,
-                        seconds=earlier_seconds + time.perf_counter() - started)
-
-    bar = _Progress(cfg.epochs, label, progress and not finished)
+    bar = _Progress(cfg.epochs, label, progress and not t.finished)
     started = time.perf_counter()
-    saving = 0.0  # seconds spent writing states: kept under sess.state_share of training time
-    guard = not finished  # images: say before the first update if a step may not fit in memory
-    stopping = sess is not None and not finished and sess.out_of_time(0)
+    stopping = session is not None and not t.finished and session.out_of_time(0)
     try:
-        for epoch in range(len(result.history) + 1, 0 if finished else cfg.epochs + 1):
+        for epoch in range(len(t.result.history) + 1, 0 if t.finished else cfg.epochs + 1):
             if stopping:
-                raise OutOfTime(f"time budget of {sess.max_seconds:g} s spent: "
-                                f"{label or 'training'} stopped before epoch {epoch} of {cfg.epochs}")
-            if sess is not None:
-                sess.where = f"in {label or 'training'}, epoch {epoch} of {cfg.epochs}"
+                raise OutOfTime(f"time budget of {session.max_seconds:g} s spent: {name} stopped "
+                                f"before epoch {epoch} of {cfg.epochs}")
+            if session is not None:
+                session.where = f"in {name}, epoch {epoch} of {cfg.epochs}"
             tick = time.perf_counter()
-            model.train()
-            order = torch.randperm(n, generator=shuffle).to(device)
-            sums = torch.zeros(1 + len(metrics), device=device)
-            for start, end in zip(starts, starts[1:] + [n]):
-                idx = order[start:end]
-                local = distributed.shard(idx)  # all of idx in a single process
-                xb, yb = x[local], y[local]
-                with torch.autocast(device.type, dtype=autocast or torch.bfloat16,
-                                    enabled=autocast is not None):
-                    inputs = batch_transform(xb, True) if batch_transform else xb
-                    if guard and inputs.dim() == 4:  # the first batch shows the real input size
-                        warn_if_too_big(model, inputs[:1], batch_size, device, label)
-                    guard = False
-                    out = net(inputs)
-                    loss = loss_fn(out, yb)
-                optimizer.zero_grad(set_to_none=True)
-                (loss * distributed.loss_scale(len(local), len(idx))).backward()
-                if after_backward is not None:
-                    after_backward(model, epoch)
-                optimizer.step()
-                if scheduler is not None and scheduler.per_update:
-                    scheduler.step()
-                with torch.no_grad():
-                    parts = [loss.detach()] + [fn(out.detach(), yb) for fn in metrics.values()]
-                    sums += torch.stack(parts) * len(local)
-                result.updates += 1
-            means = (distributed.all_sum(sums) / n).tolist()
-            row: dict = {"epoch": epoch, "train_loss": means[0]}
-            row.update({f"train_{k}": v for k, v in zip(metrics, means[1:])})
-            sets = ({"val": val} if val is not None else {}) | (also or {})
-            for name, data in sets.items():
-                row.update({f"{name}_{k}": v for k, v in
-                            evaluate(model, data[0], data[1], loss_fn, metrics,
-                                     transform=batch_transform, autocast=autocast).items()})
+            row = {"epoch": epoch, **t.train_epoch(epoch)}
+            for set_name, data in (({"val": val} if val is not None else {}) | (also or {})).items():
+                row.update({f"{set_name}_{k}": v for k, v in t.evaluate(data).items()})
             row["lr"] = optimizer.param_groups[0]["lr"]  # onecycle: the rate the epoch ended at
-            if scheduler is not None and not scheduler.per_update:
-                scheduler.step()
+            if t.scheduler is not None and not t.scheduler.per_update:
+                t.scheduler.step()
             row["seconds"] = time.perf_counter() - tick
-            result.history.append(row)
-
-            watched = row["val_loss"] if val is not None else row["train_loss"]
-            stop = False
-            if not (math.isfinite(row["train_loss"]) and math.isfinite(watched)):
-                result.status, stop = "diverged", True
-            else:
-                if watched < best_value:
-                    best_value, result.best_epoch, since_best = watched, epoch, 0
-                    best_state = copy.deepcopy(model.state_dict())
-                else:
-                    since_best += 1
-                if checkpoint_dir and epoch % checkpoint_every == 0:
-                    save_epoch_checkpoint(Path(checkpoint_dir), epoch, model, optimizer, keep_last)
-                if (cfg.patience and since_best >= cfg.patience) or (stop_when and stop_when(result.history)):
-                    result.stopped_early, stop = True, True
-            stopping = (sess is not None and not stop and epoch < cfg.epochs
-                        and sess.out_of_time(row["seconds"]))
+            t.result.history.append(row)
+            stop = t.judge(row, "val_loss" if val is not None else "train_loss", cfg.patience, stop_when)
+            if checkpoint_dir and t.result.status != "diverged" and epoch % checkpoint_every == 0:
+                save_epoch_checkpoint(Path(checkpoint_dir), epoch, model, optimizer, keep_last)
+            stopping = (session is not None and not stop and epoch < cfg.epochs
+                        and session.out_of_time(row["seconds"]))
             # the state is on disk before the epoch is reported, and always before a budget stop
-            if state_path and not stop and epoch < cfg.epochs and (
-                    stopping or saving <= sess.state_share * (time.perf_counter() - started)):
-                tick = time.perf_counter()
-                save_state(done=False)
-                saving += time.perf_counter() - tick
-            if sess is not None:
-                sess.where = f"in {label or 'training'}, after epoch {epoch} of {cfg.epochs}"
+            if store is not None and not stop and epoch < cfg.epochs and (
+                    stopping or store.due(time.perf_counter() - started)):
+                store.save(model.state_dict(), t.state_dict(False, time.perf_counter() - started))
+            if session is not None:
+                session.where = f"in {name}, after epoch {epoch} of {cfg.epochs}"
             bar.update(epoch, row)
             if stop:
                 break
     finally:
         bar.close()
-    result.seconds = earlier_seconds + time.perf_counter() - started
-    if checkpoint_dir and not finished:  # a restored network's files are on disk already
-        epochs_run = len(result.history)
-        if epochs_run and epochs_run % checkpoint_every:  # the last epoch is always kept
-            save_epoch_checkpoint(Path(checkpoint_dir), epochs_run, model, optimizer, keep_last)
-        if best_state is not None:
-            save_checkpoint(Path(checkpoint_dir) / "best.pt", best_state, epoch=result.best_epoch)
-    if state_path is not None and not finished:
-        save_state(done=True)  # after the checkpoints: a finished state means they are there
-    if restore_best and best_state is not None:
-        model.load_state_dict(best_state)
-    return result
+    t.result.seconds = t.earlier_seconds + time.perf_counter() - started
+    if checkpoint_dir and not t.finished:  # a restored network's files are on disk already
+        t.save_checkpoints(Path(checkpoint_dir), checkpoint_every, keep_last)
+    if store is not None and not t.finished:  # after the checkpoints: "finished" means they exist
+        store.save(model.state_dict(), t.state_dict(True, time.perf_counter() - started))
+    if restore_best and t.best_state is not None:
+        model.load_state_dict(t.best_state)
+    return t.result

@@ -26,7 +26,7 @@ from mllabs.models.gradcam import cam_layer, grad_cam, overlay
 from mllabs.report import figures
 from mllabs.report.classifier import describe_classifier
 from mllabs.runs import read_json, write_json
-from mllabs.train import fit, load_checkpoint, resolve_precision, save_checkpoint
+from mllabs.train import load_checkpoint, save_checkpoint
 from mllabs.train import predict as forward
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
@@ -166,7 +166,7 @@ def train_models(cfg: PhotoConfig, photos: Photos, ctx,
     def accuracy(out, target):
         return (out.argmax(1) == target).float().mean()
 
-    autocast = resolve_precision(cfg.precision, ctx.device)
+    autocast = ctx.autocast  # from cfg.precision: bfloat16 where the hardware computes it natively
     ctx.log(f"forward passes in {'bfloat16' if autocast else 'float32'} (precision={cfg.precision})")
     trained, status = {}, "completed"
     for name in model_names(cfg):
@@ -174,10 +174,10 @@ def train_models(cfg: PhotoConfig, photos: Photos, ctx,
         model = make(name)
         model.to(memory_format=torch.channels_last)  # matches PhotoBatches' output layout
         batches = PhotoBatches(cfg.image_size, augment=cfg.augment, seed=cfg.seed)
-        result = fit(model, sets["train"], cfg, loss_fn=loss_fn, metrics={"accuracy": accuracy},
-                     val=sets["val"], device=ctx.device, restore_best=True, batch_transform=batches,
-                     checkpoint_dir=ctx.run.checkpoints / name, keep_last=1,
-                     progress=ctx.progress, label=name, autocast=autocast)
+        result = ctx.fit(model, sets["train"], cfg, loss_fn=loss_fn, metrics={"accuracy": accuracy},
+                         val=sets["val"], restore_best=True, batch_transform=batches,
+                         checkpoint_dir=ctx.run.checkpoints / name, keep_last=1,
+                         label=name)
         probs = torch.softmax(forward(model, sets["test"][0], transform=batches, autocast=autocast),
                               1).cpu().numpy()
         test_loss = float(F.cross_entropy(torch.from_numpy(np.log(np.clip(probs, 1e-12, 1))),

@@ -24,7 +24,7 @@ from mllabs.labs import _mnist
 from mllabs.models.inspect import BatchRecorder, GradientRecorder
 from mllabs.models.lenet import LeNet5
 from mllabs.report import figures, mean_std
-from mllabs.train import accuracy, cross_entropy, evaluate, fit
+from mllabs.train import accuracy, cross_entropy, evaluate
 
 NAME = "activations"
 TITLE = "Activations: sigmoid against ReLU in LeNet-5"
@@ -110,11 +110,11 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
             torch.manual_seed(seed)
             model = LeNet5(act)
             grads, batches = GradientRecorder(model), BatchRecorder(cross_entropy)
-            result = fit(model, (x_train, y_train), dataclasses.replace(cfg, seed=seed),
-                         loss_fn=batches, metrics={"accuracy": accuracy},
-                         also={"test": (x_test, y_test)}, device=ctx.device, restore_best=False,
-                         progress=ctx.progress, label=f"{LABELS[act]} seed {seed}",
-                         after_backward=grads)
+            result = ctx.fit(model, (x_train, y_train), dataclasses.replace(cfg, seed=seed),
+                             loss_fn=batches, metrics={"accuracy": accuracy},
+                             also={"test": (x_test, y_test)}, restore_best=False,
+                             label=f"{LABELS[act]} seed {seed}",
+                             after_backward=grads)
             record = {"seed": seed, "status": result.status, "history": result.history,
                       "seconds": result.seconds, "model": model, "layers": grads.names,
                       "grad_updates": grads.per_update(), "grad_epochs": grads.per_epoch(),

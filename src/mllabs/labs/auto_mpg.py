@@ -24,7 +24,7 @@ from mllabs.errors import DataError
 from mllabs.models.mlp import MLP
 from mllabs.report import figures, mean_std
 from mllabs.runs import read_json, write_json
-from mllabs.train import evaluate, fit, load_checkpoint, predict as forward, save_checkpoint
+from mllabs.train import evaluate, load_checkpoint, predict as forward, save_checkpoint
 
 NAME = "auto-mpg"
 TITLE = "Auto MPG: fuel efficiency with a fully connected network"
@@ -197,18 +197,18 @@ def run(cfg: Config, p: Prepared, ctx) -> tuple[str, dict]:
         torch.manual_seed(seed)
         model = build_model(cfg.hidden, cfg.activation, cfg.dropout)
         # 1. the handout's run: train on the training cars, watch the validation cars
-        curves = fit(model, train if has_val else everything, seed_cfg, loss_fn=mse_loss,
-                     metrics=metrics_fns, val=val if has_val else None, device=ctx.device,
-                     restore_best=False, progress=ctx.progress, label=label)
+        curves = ctx.fit(model, train if has_val else everything, seed_cfg, loss_fn=mse_loss,
+                         metrics=metrics_fns, val=val if has_val else None,
+                         restore_best=False, label=label)
         result = curves
         # 2. the same budget on every training car: a fixed schedule needs no epoch picked on
         #    held-out data, so the validation cars can go back into training
         if cfg.refit and has_val and curves.status == "completed":
             torch.manual_seed(seed)
             model = build_model(cfg.hidden, cfg.activation, cfg.dropout)
-            result = fit(model, everything, seed_cfg, loss_fn=mse_loss, metrics=metrics_fns,
-                         device=ctx.device, restore_best=False, progress=ctx.progress,
-                         label=f"{label} refit")
+            result = ctx.fit(model, everything, seed_cfg, loss_fn=mse_loss, metrics=metrics_fns,
+                             restore_best=False,
+                             label=f"{label} refit")
         save_checkpoint(ctx.run.checkpoints / f"seed{seed}.pt", model.state_dict(), seed=seed)
         test_metrics = evaluate(model, *test, mse_loss, metrics_fns)
         val_mse = curves.history[-1].get("val_mse", np.nan)

@@ -27,7 +27,7 @@ from mllabs.errors import DataError
 from mllabs.models.mlp import MLP
 from mllabs.report import figures
 from mllabs.runs import atomic_write_bytes, atomic_write_text, read_json, write_json
-from mllabs.train import fit, load_checkpoint, predict as forward, save_checkpoint
+from mllabs.train import load_checkpoint, predict as forward, save_checkpoint
 
 NAME = "bike-sharing"
 TITLE = "Bike sharing: hourly and daily rental counts"
@@ -188,9 +188,9 @@ def train_network(model, x_train, y_train, x_test, y_test, cfg: Config, target: 
                 torch.from_numpy(((y - target["mean"]) / target["std"]).astype(np.float32))[:, None])
 
     torch.manual_seed(cfg.seed)
-    result = fit(model, tensors(x_train, y_train), cfg, loss_fn=lambda out, z: ((out - z) ** 2).mean(),
-                 metrics=metrics, also={"test": tensors(x_test, y_test)}, device=ctx.device,
-                 restore_best=False, progress=ctx.progress, label=label)
+    result = ctx.fit(model, tensors(x_train, y_train), cfg, loss_fn=lambda out, z: ((out - z) ** 2).mean(),
+                     metrics=metrics, also={"test": tensors(x_test, y_test)},
+                     restore_best=False, label=label)
     pred = counts(forward(model, torch.from_numpy(x_test.astype(np.float32)))[:, 0].cpu()).numpy()
     return result, pred.astype(float)
 

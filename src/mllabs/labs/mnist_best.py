@@ -29,7 +29,7 @@ from mllabs.data.augment import DigitBatches
 from mllabs.labs import _mnist
 from mllabs.models.cnn import DigitNet
 from mllabs.report import figures, mean_std
-from mllabs.train import accuracy, cross_entropy, evaluate, fit
+from mllabs.train import accuracy, cross_entropy, evaluate
 
 NAME = "mnist-best"
 TITLE = "MNIST: the highest test accuracy"
@@ -109,11 +109,11 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
         batches = DigitBatches(cfg.degrees, cfg.shift, cfg.zoom, seed) if cfg.augment else None
         seeded = dataclasses.replace(cfg, seed=seed)  # fit's shuffling follows the seed
         tick = time.perf_counter()
-        result = fit(model, (x_train, y_train), seeded, loss_fn=cross_entropy,
-                     metrics={"accuracy": accuracy}, also=watched, device=ctx.device,
-                     restore_best=False, batch_transform=batches, progress=ctx.progress,
-                     label=f"seed {seed}", checkpoint_dir=ctx.run.checkpoints / f"seed-{seed}",
-                     keep_last=1)
+        result = ctx.fit(model, (x_train, y_train), seeded, loss_fn=cross_entropy,
+                         metrics={"accuracy": accuracy}, also=watched,
+                         restore_best=False, batch_transform=batches,
+                         label=f"seed {seed}", checkpoint_dir=ctx.run.checkpoints / f"seed-{seed}",
+                         keep_last=1)
         seconds = time.perf_counter() - tick
         test = evaluate(model, x_test, y_test, cross_entropy, {"accuracy": accuracy})
         ctx.log(f"seed {seed}: test accuracy {test['accuracy']:.4f} in {seconds:.0f} s")

@@ -14,7 +14,7 @@ from mllabs.data import mnist
 from mllabs.labs import _mnist
 from mllabs.models.cnn import ShallowCNN
 from mllabs.report import figures
-from mllabs.train import accuracy, cross_entropy, evaluate, fit
+from mllabs.train import accuracy, cross_entropy, evaluate
 
 NAME = "mnist-cnn"
 TITLE = "MNIST with a shallow CNN, learning-rate decay and early stopping"
@@ -74,11 +74,11 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     rep.section("Model", "Almost all the parameters sit in the dense layer after the flatten "
                 "(see the layer table at the end of the report).")
 
-    result = fit(model, (x_train, y_train), cfg, loss_fn=cross_entropy, metrics={"accuracy": accuracy},
-                 also={"test": (x_test, y_test)}, device=ctx.device, restore_best=False,
-                 stop_when=accuracy_dropped if cfg.stop_on_drop else None,
-                 checkpoint_dir=ctx.run.checkpoints, keep_last=2,
-                 progress=ctx.progress, label="shallow CNN")
+    result = ctx.fit(model, (x_train, y_train), cfg, loss_fn=cross_entropy, metrics={"accuracy": accuracy},
+                     also={"test": (x_test, y_test)}, restore_best=False,
+                     stop_when=accuracy_dropped if cfg.stop_on_drop else None,
+                     checkpoint_dir=ctx.run.checkpoints, keep_last=2,
+                     label="shallow CNN")
     ctx.run.write_history(result.history)
     train = evaluate(model, x_train, y_train, cross_entropy, {"accuracy": accuracy})
     test = evaluate(model, x_test, y_test, cross_entropy, {"accuracy": accuracy})

@@ -18,7 +18,7 @@ from mllabs.data import mnist
 from mllabs.labs import _mnist
 from mllabs.models.lenet import LeNet5
 from mllabs.report import figures
-from mllabs.train import accuracy, cross_entropy, evaluate, fit
+from mllabs.train import accuracy, cross_entropy, evaluate
 
 NAME = "mnist-lenet"
 TITLE = "MNIST with LeNet-5"
@@ -100,10 +100,10 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
                 "layers, shapes and operation counts are at the end of the report).")
 
     val = (x_val, y_val) if len(val_idx) else None
-    result = fit(model, (x_train, y_train), cfg, loss_fn=cross_entropy, metrics={"accuracy": accuracy},
-                 val=val, also={"test": (x_test, y_test)}, device=ctx.device,
-                 checkpoint_dir=ctx.run.checkpoints, keep_last=cfg.keep_last,
-                 restore_best=val is not None, progress=ctx.progress, label="LeNet-5")
+    result = ctx.fit(model, (x_train, y_train), cfg, loss_fn=cross_entropy, metrics={"accuracy": accuracy},
+                     val=val, also={"test": (x_test, y_test)},
+                     checkpoint_dir=ctx.run.checkpoints, keep_last=cfg.keep_last,
+                     restore_best=val is not None, label="LeNet-5")
     ctx.run.write_history(result.history)
     test = evaluate(model, x_test, y_test, cross_entropy, {"accuracy": accuracy})
     ctx.log(f"test accuracy {test['accuracy']:.4f} after {len(result.history)} epochs "

@@ -20,7 +20,7 @@ from mllabs.data import mnist
 from mllabs.labs import _mnist
 from mllabs.models.mlp import MLP
 from mllabs.report import figures, mean_std
-from mllabs.train import accuracy, cross_entropy, evaluate, fit
+from mllabs.train import accuracy, cross_entropy, evaluate
 
 NAME = "mnist-optimizers"
 TITLE = "MNIST: every optimizer side by side"
@@ -106,10 +106,10 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
                 model = MLP(784, cfg.hidden, 10)
                 decay = cfg.adamw_decay if name == "adamw" else cfg.weight_decay
                 run_cfg = dataclasses.replace(cfg, optimizer=name, lr=lr, seed=seed, weight_decay=decay)
-                result = fit(model, (x_train, y_train), run_cfg, loss_fn=cross_entropy,
-                             metrics={"accuracy": accuracy}, val=(x_val, y_val),
-                             also={"test": (x_test, y_test)}, device=ctx.device,
-                             restore_best=False, progress=False)
+                result = ctx.fit(model, (x_train, y_train), run_cfg, loss_fn=cross_entropy,
+                                 metrics={"accuracy": accuracy}, val=(x_val, y_val),
+                                 also={"test": (x_test, y_test)},
+                                 restore_best=False, progress=False)
                 record = {"seed": seed, "status": result.status, "history": result.history,
                           "updates": result.updates, "seconds": result.seconds}
                 if result.status == "completed":

@@ -25,7 +25,7 @@ from mllabs.models.inspect import layer_statistics
 from mllabs.models.lenet import LeNet5
 from mllabs.models.mlp import MLP
 from mllabs.report import figures, mean_std
-from mllabs.train import accuracy, cross_entropy, evaluate, fit
+from mllabs.train import accuracy, cross_entropy, evaluate
 
 NAME = "regularization"
 TITLE = "Regularization: overfitting and weight decay"
@@ -133,11 +133,11 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
             seed = cfg.seed + k
             torch.manual_seed(seed)
             model = MLP(784, cfg.hidden, 10)
-            result = fit(model, (x_train, y_train), dataclasses.replace(cfg, seed=seed, weight_decay=wd),
-                         loss_fn=loss_fn, metrics={"accuracy": accuracy},
-                         # training loss measured after each epoch (not the running mean) for the gap
-                         also={"trainset": (x_train, y_train), "test": (x_test, y_test)},
-                         device=ctx.device, restore_best=False, progress=False)
+            result = ctx.fit(model, (x_train, y_train), dataclasses.replace(cfg, seed=seed, weight_decay=wd),
+                             loss_fn=loss_fn, metrics={"accuracy": accuracy},
+                             # training loss measured after each epoch (not the running mean) for the gap
+                             also={"trainset": (x_train, y_train), "test": (x_test, y_test)},
+                             restore_best=False, progress=False)
             record = {"seed": seed, "status": result.status, "history": result.history,
                       "seconds": result.seconds, "model": model}
             if result.status == "completed":

@@ -1,0 +1,265 @@
+"""The run engine: one lab, end to end, into its run directory.
+
+execute() builds the config, lets the lab load its data (bad input fails before anything is
+written), opens the run directory, runs the lab with a RunContext, and ends every run the same
+way whatever happened: metrics.json with its status, report.json/md/html, the runs index and the
+run database. Ctrl-C, SIGTERM and the --max-seconds budget end a run `interrupted`, resumable
+with --resume; under torchrun (--nproc N) only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from mllabs import distributed, rundb, trackers
+from mllabs.config import build_config, config_from_dict, config_to_dict, parse_sets
+from mllabs.errors import UserError
+from mllabs.labs import LABS, get_lab
+from mllabs.report import Report, render_run, write_index
+from mllabs.runs import Run, environment, read_json
+from mllabs.session import OutOfTime, Session
+from mllabs.train import FitResult, fit, resolve_device, resolve_precision, seed_everything
+
+
+@dataclass
+class RunContext:
+    """What a lab's run() gets besides its config and data: where to write, what to report, and
+    `fit`, the training loop with this run's device, precision, progress and session filled in."""
+
+    run: Run
+    report: Report
+    device: torch.device
+    progress: bool = True
+    autocast: torch.dtype | None = None   # from the config's `precision`, where a lab has one
+    session: Session = field(default_factory=Session)
+
+    def log(self, message: str) -> None:
+        if self.progress:
+            print(f"[{self.run.lab}] {message}", file=sys.stderr, flush=True)
+
+    def fit(self, model, train, cfg, *, progress: bool = True, **options) -> FitResult:
+        """train.fit() for this run: `progress=False` quietens one call (a lab training many)."""
+        return fit(model, train, cfg, device=self.device, autocast=self.autocast,
+                   progress=self.progress and progress, session=self.session, **options)
+
+
+def execute(name: str, *, profile: str | None = None, sets: list[str] | None = None,
+            seed: int | None = None, device: str | None = None, out: Path = Path("runs"),
+            data_dir: Path | None = None, progress: bool = True, command: str = "",
+            resume: Path | None = None, max_seconds: float | None = None,
+            log: list[str] | None = None, index: bool = True, sweep: str | None = None,
+            scratch_rank: bool = False) -> dict:
+    """Run one lab end to end; returns metrics.json's object plus run_dir.
+
+    With `resume`, the lab runs again top to bottom in that run directory with its saved config,
+    and every fit() picks up its saved state (see session.py). With `max_seconds`, training stops
+    at the first epoch boundary where the budget is spent and the run ends interrupted, its
+    report written, resumable. `log` names trackers (tensorboard, mlflow) that get a copy of the
+    finished run. `index=False` keeps the run out of runs/mllabs.db; `sweep` is the id of the
+    sweep the run is a cell of."""
+    lab = get_lab(name)
+    trackers_wanted = trackers.parse_trackers(log)
+    if resume is not None:
+        cfg, profile = resumed_config(lab, name, Path(resume), profile, sets, seed, device)
+    else:
+        profile = profile or "default"
+        cfg = build_config(lab.Config, lab.PROFILES, profile, sets, seed=seed, device=device)
+    torch_device = resolve_device(cfg.device)
+    data = lab.prepare(cfg, data_dir)  # bad input fails here, before anything is written
+    if distributed.init(torch_device):
+        if resume is not None:
+            raise UserError("--resume with --nproc is not supported; resume in one process")
+        if distributed.rank() != 0 and not scratch_rank:  # trains its share, keeps nothing
+            return _helper_rank(name, profile, sets, seed, device, data_dir, command, max_seconds)
+
+    command = command or f"mllabs run {name} --profile {profile} --seed {cfg.seed}"
+    run = _open_run(out, name, profile, cfg, torch_device, command, resume)
+    record = (lambda r: _index(r, sweep)) if index else (lambda r: None)
+    record(run)  # the run is findable (as running) from its first second
+    seed_everything(cfg.seed)
+    ctx = RunContext(run, Report(run, lab.TITLE, lab.SUMMARY), torch_device, progress,
+                     resolve_precision(getattr(cfg, "precision", "fp32"), torch_device),
+                     Session(state_dir=run.checkpoints / "state", root=run.path,
+                             max_seconds=max_seconds))
+    ctx.log(f"profile {profile}, device {torch_device}, "
+            f"{'resuming' if resume is not None else 'writing'} {run.path}")
+    result = {**_run_lab(lab, cfg, data, ctx, command, record), "run_dir": str(run.path)}
+    if result["status"] == "interrupted":  # out of time: resumable, nothing more to do
+        return result
+    if result["status"] in ("completed", "diverged"):  # a finished run has nothing to resume
+        shutil.rmtree(run.checkpoints / "state", ignore_errors=True)
+    distributed.finish()
+    for line in trackers.export(run.path, trackers_wanted):
+        ctx.log(line)
+    return result
+
+
+def _open_run(out: Path, name: str, profile: str, cfg, device: torch.device, command: str,
+              resume: Path | None) -> Run:
+    """A new run directory with config.json and env.json, or the one being resumed (its env.json
+    gains a line saying when, where and how it was resumed)."""
+    if resume is None:
+        run = Run.create(out, name)
+        run.write_json("config.json", {"lab": name, "profile": profile, **config_to_dict(cfg)})
+        run.write_json("env.json", environment(cfg.seed, str(device), command))
+        return run
+    run = Run.open(resume)
+    env = read_json(run.path / "env.json")
+    env.setdefault("resumed", []).append({"command": command, "device": str(device),
+                                          "at": time.strftime("%Y-%m-%d %H:%M:%S")})
+    run.write_json("env.json", env)
+    return run
+
+
+def _run_lab(lab: ModuleType, cfg, data, ctx: RunContext, command: str, record) -> dict:
+    """lab.run() inside the run's session; every way out ends with metrics.json and a report."""
+    run, started = ctx.run, time.time()
+
+    def finish(status: str, metrics: dict, **extra) -> dict:
+        result = run.write_metrics(status, metrics, **extra)
+        ctx.report.save(command)
+        render_run(run.path)
+        write_index(run.path.parent.parent)
+        record(run)
+        return result
+
+    with _sigterm_as_interrupt():
+        try:
+            status, metrics = lab.run(cfg, data, ctx)
+            if hasattr(lab, "networks"):
+                network_section(ctx.report, lab_networks(lab, cfg))
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or the time budget
+            reason = str(exc) or "Ctrl-C"
+            _interrupted(ctx, lab.NAME, reason, started)
+            result = finish("interrupted", {}, reason=reason)
+            if isinstance(exc, OutOfTime):  # the run ended as asked: `run all` goes on
+                return result
+            print(f"[{lab.NAME}] interrupted ({reason}); resume with: mllabs run {lab.NAME} "
+                  f"--resume {run.path}", file=sys.stderr, flush=True)
+            raise
+        except UserError:
+            finish("failed", {})
+            raise
+        except Exception as exc:
+            finish("failed", {"error": f"{type(exc).__name__}: {exc}"})
+            raise
+    return finish(status, metrics)
+
+
+def _helper_rank(name, profile, sets, seed, device, data_dir, command, max_seconds) -> dict:
+    """Ranks above 0 run the same lab into a throwaway folder, kept out of the database: their
+    fit() calls take part in every all-reduce, and what they would write is thrown away."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"mllabs-rank{distributed.rank()}-"))
+    try:
+        return execute(name, profile=profile, sets=sets, seed=seed, device=device, out=scratch,
+                       data_dir=data_dir, progress=False, command=command, max_seconds=max_seconds,
+                       index=False, scratch_rank=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _index(run: Run, sweep: str | None) -> None:
+    """Record the run in runs/mllabs.db; the database is an index, so a failure only warns."""
+    try:
+        rundb.record(run.path.parent.parent, run.path, sweep)
+    except (sqlite3.Error, OSError) as exc:
+        print(f"[{run.lab}] warning: could not record the run in {rundb.DB_NAME} ({exc}); "
+              "`mllabs runs reindex` adds it later", file=sys.stderr, flush=True)
+
+
+def resumed_config(lab: ModuleType, name: str, run_dir: Path, profile: str | None,
+                   sets: list[str] | None, seed: int | None, device: str | None):
+    """The saved config of the run to resume; options that would change it are refused, since
+    the resumed run must replay the interrupted one exactly."""
+    saved = read_json(run_dir / "config.json")
+    if saved.get("lab") != name:
+        raise UserError(f"{run_dir} is a run of {saved.get('lab')!r}, not {name!r}; resume it with "
+                        f"`mllabs run {saved.get('lab')} --resume {run_dir}`")
+    if (run_dir / "metrics.json").exists():
+        status = read_json(run_dir / "metrics.json").get("status")
+        if status in ("completed", "diverged"):
+            raise UserError(f"{run_dir} already ended {status}; there is nothing to resume (run the "
+                            "lab without --resume for a new run)")
+    cfg = config_from_dict(lab.Config, saved)
+    given = parse_sets(lab.Config, sets or [])
+    given.update({k: v for k, v in (("seed", seed), ("device", device)) if v is not None})
+    differ = [f"{k}={v!r} (the run has {getattr(cfg, k)!r})" for k, v in given.items()
+              if v != getattr(cfg, k)]
+    if profile is not None and profile != saved.get("profile"):
+        differ.insert(0, f"--profile {profile} (the run has {saved.get('profile')})")
+    if differ:
+        raise UserError(f"--resume continues {run_dir} with its saved config, and "
+                        f"{'; '.join(differ)} would change it: leave those options out, or start a "
+                        "new run without --resume")
+    return cfg, saved.get("profile", "default")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (`kill`, a job scheduler's stop) ends a run the way Ctrl-C does: the last complete
+    epoch's state, the history and a report marked interrupted stay on disk."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(ctx: RunContext, name: str, reason: str, started: float) -> None:
+    """What an interrupted run leaves: the epochs trained so far (unless the lab wrote its own
+    history.csv in this session) and a report section saying where it stopped and how to go on."""
+    run, sess = ctx.run, ctx.session
+    history = run.path / "history.csv"
+    if not history.exists() or history.stat().st_mtime < started:
+        rows = [{"network": label, **row} for label, rows in sess.histories for row in rows]
+        if rows:
+            run.write_history(rows)
+    where = f" {sess.where}" if sess.where else ""
+    ctx.report.section("Interrupted", (
+        f"The run stopped ({reason}){where}. The state of every network's last complete epoch is "
+        f"in `checkpoints/state/` and history.csv holds the epochs trained so far. "
+        f"`mllabs run {name} --resume {run.path}` continues from there and ends with the same "
+        "results as a run that was never interrupted."))
+
+
+def lab_networks(lab: ModuleType, cfg) -> list[tuple[str, tuple[int, ...], list[dict]]]:
+    """(name, input shape, summary rows) for each network the lab trains."""
+    from mllabs.models import summary
+
+    if not hasattr(lab, "networks"):
+        with_one = [n for n in LABS if hasattr(get_lab(n), "networks")]
+        raise UserError(f"{lab.NAME} has no neural network to summarise; labs with one: "
+                        f"{', '.join(with_one)}")
+    # building a network draws its initial weights; keep the lab's random stream untouched
+    with torch.random.fork_rng(devices=[]):
+        return [(name, tuple(shape), summary(model, tuple(shape)))
+                for name, (model, shape) in lab.networks(cfg).items()]
+
+
+def network_section(report: Report, tables) -> None:
+    """The same layer table in every report: one per network, counted per sample."""
+    from mllabs.models.ops import CONVENTIONS
+
+    report.section("The network, layer by layer", CONVENTIONS)
+    for name, shape, rows in tables:
+        report.table(rows, f"{name}: input {'×'.join(map(str, shape))} per sample; output "
+                     "shape, parameters and operation counts per layer, totals in the last row")

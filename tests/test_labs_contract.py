@@ -1,0 +1,64 @@
+"""Every registered lab keeps the contract written in mllabs.labs.Lab, and the engine's
+RunContext.fit fills in what a lab must not have to repeat."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import pytest
+import torch
+from torch import nn
+
+from mllabs.config import PROFILES, LabConfig, TrainConfig
+from mllabs.labs import LABS, OPTIONAL, Lab, get_lab
+from mllabs.runner import RunContext
+from mllabs.session import Session
+
+
+@pytest.mark.parametrize("name", list(LABS))
+def test_every_lab_satisfies_the_protocol(name):
+    lab = get_lab(name)
+    members = [*Lab.__annotations__, "prepare", "run", "predict"]
+    assert isinstance(lab, Lab), f"{name} lacks {[m for m in members if not hasattr(lab, m)]}"
+    assert lab.NAME == name
+    for text in (lab.TITLE, lab.SUMMARY, lab.SUMMARY_LINE):
+        assert isinstance(text, str) and text.strip()
+    assert dataclasses.is_dataclass(lab.Config) and issubclass(lab.Config, LabConfig)
+    assert set(lab.PROFILES) <= set(PROFILES)
+    for profile in PROFILES:  # every profile builds a valid config
+        lab.Config(**lab.PROFILES.get(profile, {}))
+    for fn, arity in (("prepare", 2), ("run", 3), ("predict", 2), *OPTIONAL.items()):
+        if hasattr(lab, fn):
+            params = inspect.signature(getattr(lab, fn)).parameters.values()
+            required = [p for p in params if p.default is inspect.Parameter.empty]
+            assert len(required) == arity, f"{name}.{fn} takes {len(required)} arguments, not {arity}"
+    assert isinstance(getattr(lab, "USER_DATA", False), bool)
+
+
+def test_a_lab_that_trains_with_fit_has_a_train_config():
+    """ctx.fit reads epochs, batch_size, optimizer, ...: a lab with networks() uses TrainConfig
+    (boston-housing trains its own NumPy and torch loops and is the exception)."""
+    trains = [n for n in LABS if "ctx.fit(" in inspect.getsource(get_lab(n))]
+    assert len(trains) >= 8
+    for name in trains:
+        assert issubclass(get_lab(name).Config, TrainConfig), name
+
+
+def test_ctx_fit_fills_in_device_session_and_progress(tmp_path, capsys):
+    class FakeRun:
+        lab = "test"
+
+    seen = {}
+    ctx = RunContext(FakeRun(), report=None, device=torch.device("cpu"), progress=False,
+                     session=Session(state_dir=tmp_path))
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    x = torch.randn(16, 3)
+    result = ctx.fit(model, (x, x[:, :1]), TrainConfig(epochs=2, batch_size=8),
+                     loss_fn=nn.functional.mse_loss, label="probe",
+                     stop_when=lambda history: seen.setdefault("epochs", len(history)) and False)
+    assert len(result.history) == 2 and seen["epochs"] == 1
+    assert (tmp_path / "fit-001.pt").exists()  # the session saved the state: it was passed on
+    assert ctx.session.calls == 1 and ctx.session.histories[0][0] == "probe"
+    assert capsys.readouterr().err == ""  # progress=False on the context silences fit
