@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mllabs.config import SCHEDULES, TrainConfig, option
+from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data.augment import MEAN, STD, PhotoBatches
 from mllabs.data.images import ImageFolder, load_image
 from mllabs.errors import DataError
@@ -28,8 +28,6 @@ from mllabs.report.classifier import describe_classifier
 from mllabs.runs import read_json, write_json
 from mllabs.train import fit, load_checkpoint, resolve_precision, save_checkpoint
 from mllabs.train import predict as forward
-
-OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 
 
 @dataclass

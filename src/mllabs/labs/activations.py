@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mllabs.config import SCHEDULES, TrainConfig, option
+from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.errors import UserError
 from mllabs.labs import _mnist
@@ -48,8 +48,8 @@ class Config(TrainConfig):
     epochs: int = option(8, "passes over the training digits", min=1)
     batch_size: int = option(32, "digits per update", min=1)
     optimizer: str = option("momentum", "update rule, the same for every activation (adam rescales "
-                            "each weight's step by its own gradient size)", choices=(
-                                "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
+                            "each weight's step by its own gradient size)",
+                            choices=tuple(o for o in OPTIMIZERS if o != "gd"))
     lr: float = option(0.03, "learning rate, the same for every activation", gt=0.0)
     schedule: str = option("constant", "learning-rate schedule", choices=SCHEDULES)
     train_size: int = option(20000, "training digits used (0: all not held out)", min=0)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from mllabs import data as datasets
-from mllabs.config import SCHEDULES, TrainConfig, option
+from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data.tabular import numeric_column, read_csv, read_whitespace
 from mllabs.errors import DataError
 from mllabs.models.mlp import MLP
@@ -46,8 +46,7 @@ FEATURES = NUMERIC + [f"origin_{o}" for o in ORIGINS.values()]
 @dataclass
 class Config(TrainConfig):
     epochs: int = option(200, "passes over the training data (the handout used 1000)", min=1)
-    optimizer: str = option("rmsprop", "update rule", choices=(
-        "gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
+    optimizer: str = option("rmsprop", "update rule", choices=OPTIMIZERS)
     lr: float = option(1e-3, "learning rate", gt=0.0)
     schedule: str = option("cosine", "learning-rate schedule", choices=SCHEDULES)
     hidden: tuple[int, ...] = option((128, 128), "hidden layer widths (the handout: 64,64)", min=1)

@@ -21,7 +21,7 @@ import torch
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from mllabs import data as datasets
-from mllabs.config import TrainConfig, option
+from mllabs.config import OPTIMIZERS, TrainConfig, option
 from mllabs.data.tabular import read_csv
 from mllabs.errors import DataError
 from mllabs.models.mlp import MLP
@@ -51,8 +51,7 @@ MODELS = {"linear": "linear, RMSProp (the handout)", "ols": "least squares (clos
 @dataclass
 class Config(TrainConfig):
     epochs: int = option(400, "epochs of the handout's linear model", min=1)
-    optimizer: str = option("rmsprop", "the linear model's update rule", choices=(
-        "gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
+    optimizer: str = option("rmsprop", "the linear model's update rule", choices=OPTIMIZERS)
     lr: float = option(1e-3, "the linear model's learning rate", gt=0.0)
     batch_size: int = option(128, "rows per update for the hourly table", min=1)
     day_batch_size: int = option(32, "rows per update for the daily table (731 rows in all)", min=1)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mllabs.config import SCHEDULES, TrainConfig, option
+from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.data.augment import DigitBatches
 from mllabs.labs import _mnist
@@ -46,8 +46,8 @@ SUMMARY = (
 class Config(TrainConfig):
     epochs: int = option(15, "passes over the 60,000 training digits", min=1)
     batch_size: int = option(128, "digits per update", min=1)
-    optimizer: str = option("nesterov", "update rule", choices=(
-        "sgd", "momentum", "nesterov", "adam", "adamw"))
+    optimizer: str = option("nesterov", "update rule", choices=tuple(
+        o for o in OPTIMIZERS if o not in ("gd", "adagrad", "rmsprop")))
     lr: float = option(0.1, "peak learning rate of the schedule", gt=0.0)
     weight_decay: float = option(2e-4, "L2 penalty on the weights", min=0.0)
     schedule: str = option("onecycle", "learning-rate schedule", choices=SCHEDULES)

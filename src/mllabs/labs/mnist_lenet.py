@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mllabs.config import SCHEDULES, TrainConfig, option
+from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.labs import _mnist
 from mllabs.models.lenet import LeNet5
@@ -34,8 +34,7 @@ SUMMARY = (
 class Config(TrainConfig):
     epochs: int = option(6, "passes over the training digits", min=1)
     batch_size: int = option(128, "digits per update", min=1)
-    optimizer: str = option("adam", "update rule", choices=(
-        "gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
+    optimizer: str = option("adam", "update rule", choices=OPTIMIZERS)
     lr: float = option(2e-3, "learning rate", gt=0.0)
     schedule: str = option("cosine", "learning-rate schedule", choices=SCHEDULES)
     activation: str = option("relu", "activation after each layer (sigmoid: the 1998 classic)",

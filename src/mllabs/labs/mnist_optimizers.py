@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mllabs.config import SCHEDULES, TrainConfig, option
+from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.labs import _mnist
 from mllabs.models.mlp import MLP
@@ -32,7 +32,6 @@ SUMMARY = (
     "learning rate, chosen on held-out training digits, so the comparison is between tuned "
     "optimizers rather than between one lucky run each.")
 
-ALL_OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 NAMES = {"gd": "gradient descent (full batch)", "sgd": "SGD", "momentum": "momentum",
          "nesterov": "Nesterov", "adagrad": "Adagrad", "rmsprop": "RMSProp", "adam": "Adam",
          "adamw": "AdamW"}
@@ -49,8 +48,7 @@ class Config(TrainConfig):
     hidden: tuple[int, ...] = option((256,), "hidden layer widths of the 784 → … → 10 network", min=1)
     schedule: str = option("cosine", "learning-rate schedule, the same for every optimizer",
                            choices=SCHEDULES)
-    optimizers: tuple[str, ...] = option(ALL_OPTIMIZERS, "optimizers to compare",
-                                         choices=ALL_OPTIMIZERS)
+    optimizers: tuple[str, ...] = option(OPTIMIZERS, "optimizers to compare", choices=OPTIMIZERS)
     lrs: tuple[float, ...] = option((1e-1, 1e-2, 1e-3, 1e-4), "learning-rate grid", gt=0.0)
     seeds: int = option(3, "seeds per optimizer and learning rate", min=1)
     adamw_decay: float = option(0.01, "AdamW's decoupled weight decay (torch's default; at 0 AdamW "

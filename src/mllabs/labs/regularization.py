@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mllabs.config import SCHEDULES, TrainConfig, option
+from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.errors import UserError
 from mllabs.labs import _mnist
@@ -63,7 +63,7 @@ class Config(TrainConfig):
     epochs: int = option(40, "passes over the training digits", min=1)
     batch_size: int = option(64, "digits per update", min=1)
     optimizer: str = option("momentum", "update rule (adamw decouples the decay from the gradient)",
-                            choices=("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
+                            choices=tuple(o for o in OPTIMIZERS if o != "gd"))
     lr: float = option(0.01, "learning rate", gt=0.0)
     schedule: str = option("constant", "learning-rate schedule", choices=SCHEDULES)
     train_size: int = option(3000, "training digits (few, so that the network can memorise them)",
