@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 from mllabs import __version__
+from mllabs.config import DEVICES, PROFILES
 from mllabs.errors import UserError
 
 EPILOG = """examples:
@@ -59,13 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a lab (or `all`) and write its report",
                          description="Run a lab and write runs/<lab>/<stamp>-<id>/ with its report.")
     run.add_argument("lab", help="lab name (see `mllabs list`) or `all`")
-    run.add_argument("--profile", choices=("quick", "default", "full"),
+    run.add_argument("--profile", choices=PROFILES,
                      help="quick: seconds, for smoke tests; default: the lab's real result on a "
                           "CPU; full: the original handout's budget (default: default)")
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value (repeatable); `mllabs config LAB` lists keys")
     run.add_argument("--seed", type=int, help="seed for python, numpy and torch")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train")
+    run.add_argument("--device", choices=DEVICES, help="where to train")
     run.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default: runs)")
     _data_dir_arg(run)
     run.add_argument("--json", action="store_true", help="print metrics.json (+ run_dir) only")
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cfg = sub.add_parser("config", help="show a lab's config keys, types and profile values")
     cfg.add_argument("lab")
-    cfg.add_argument("--profile", default="default", choices=("quick", "default", "full"))
+    cfg.add_argument("--profile", default="default", choices=PROFILES)
 
     summ = sub.add_parser(
         "summary", help="a lab's network(s) layer by layer: shapes, parameters, operation counts",
@@ -111,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  mllabs summary mnist-cnn --profile quick --set filters=16",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     summ.add_argument("lab", help="lab name (see `mllabs list`)")
-    summ.add_argument("--profile", default="default", choices=("quick", "default", "full"))
+    summ.add_argument("--profile", default="default", choices=PROFILES)
     summ.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                       help="override a config value (repeatable)")
     summ.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -210,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "list-valued key separate the values with '/': hidden=64,64/128,128")
     sw.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds per cell (default: 1)")
     sw.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
-    sw.add_argument("--profile", default="default", choices=("quick", "default", "full"))
+    sw.add_argument("--profile", default="default", choices=PROFILES)
     sw.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="a config value shared by every cell (repeatable)")
     sw.add_argument("--jobs", type=int, metavar="N", help="cells at a time (default: cores / --threads)")
@@ -219,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="local worker processes, or tasks on a Ray cluster (default: local)")
     sw.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     sw.add_argument("--metric", help="the metric to compare (default: the lab's first)")
-    sw.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
+    sw.add_argument("--device", choices=DEVICES)
     sw.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default: runs)")
     sw.add_argument("--json", action="store_true", help="print the sweep's result as JSON")
     _data_dir_arg(sw)
