@@ -367,7 +367,7 @@ def cmd_run(args, argv) -> int:
 
 def cmd_predict(args, argv) -> int:
     from mllabs.labs import get_lab
-    from mllabs.runs import read_json
+    from mllabs.files import read_json
 
     config = read_json(args.run_dir / "config.json")
     metrics = read_json(args.run_dir / "metrics.json")
@@ -419,7 +419,7 @@ def cmd_predict(args, argv) -> int:
 
 
 def write_predictions_csv(path: Path, results: list[dict]) -> None:
-    from mllabs.runs import atomic_write_text
+    from mllabs.files import atomic_write_text
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")

@@ -27,7 +27,8 @@ import numpy as np
 
 from mllabs import rundb
 from mllabs.errors import UserError
-from mllabs.runs import Run, environment, write_json
+from mllabs.files import write_json
+from mllabs.runs import Run, environment
 
 FINISHED = ("completed", "diverged")  # a diverged cell is a result, not something to retry
 HIGHER_IS_BETTER = ("accuracy", "r2", "silhouette", "auc", "sensitivity", "specificity", "f1")

@@ -27,7 +27,7 @@ from torch import nn
 from mllabs import distributed
 from mllabs.config import OPTIMIZERS, TrainConfig
 from mllabs.errors import UserError
-from mllabs.runs import atomic_write_bytes, inside
+from mllabs.files import atomic_write_bytes, inside
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (output, target) -> batch mean
 # (stored batch, training?) -> model input; e.g. uint8 photos -> augmented, normalised floats

@@ -15,7 +15,7 @@ from mllabs.models.cnn import DigitNet, ShallowCNN
 from mllabs.models.lenet import LeNet5
 from mllabs.models.mlp import MLP
 from mllabs.report.classifier import describe_classifier as report_classifier
-from mllabs.runs import read_json, write_json
+from mllabs.files import read_json, write_json
 from mllabs.train import load_checkpoint, predict as forward, save_checkpoint
 
 ARCHITECTURES = {"mlp": MLP, "lenet5": LeNet5, "shallow_cnn": ShallowCNN, "digitnet": DigitNet}

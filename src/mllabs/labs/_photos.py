@@ -25,7 +25,7 @@ from mllabs.models import count_macs
 from mllabs.models.gradcam import cam_layer, grad_cam, overlay
 from mllabs.report import figures
 from mllabs.report.classifier import describe_classifier
-from mllabs.runs import read_json, write_json
+from mllabs.files import read_json, write_json
 from mllabs.train import fit, load_checkpoint, resolve_precision, save_checkpoint
 from mllabs.train import predict as forward
 

@@ -23,7 +23,7 @@ from mllabs.data.tabular import numeric_column, read_csv, read_whitespace
 from mllabs.errors import DataError
 from mllabs.models.mlp import MLP
 from mllabs.report import figures, mean_std
-from mllabs.runs import read_json, write_json
+from mllabs.files import read_json, write_json
 from mllabs.train import evaluate, fit, load_checkpoint, predict as forward, save_checkpoint
 
 NAME = "auto-mpg"

@@ -26,7 +26,7 @@ from mllabs.data.tabular import read_csv
 from mllabs.errors import DataError
 from mllabs.models.mlp import MLP
 from mllabs.report import figures
-from mllabs.runs import atomic_write_bytes, atomic_write_text, read_json, write_json
+from mllabs.files import atomic_write_bytes, atomic_write_text, read_json, write_json
 from mllabs.train import fit, load_checkpoint, predict as forward, save_checkpoint
 
 NAME = "bike-sharing"

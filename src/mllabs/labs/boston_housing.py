@@ -30,7 +30,7 @@ from mllabs.errors import DataError, UserError
 from mllabs.models import numpy_net
 from mllabs.models.numpy_net import Linear, Quadratic
 from mllabs.report import figures
-from mllabs.runs import read_json, write_json
+from mllabs.files import read_json, write_json
 
 NAME = "boston-housing"
 TITLE = "Boston housing: a network written in NumPy, against PyTorch and least squares"

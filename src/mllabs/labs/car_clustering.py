@@ -36,7 +36,7 @@ from mllabs.config import LabConfig, option
 from mllabs.data.tabular import numeric_column, read_csv
 from mllabs.errors import DataError, UserError
 from mllabs.report import figures
-from mllabs.runs import read_json, write_json
+from mllabs.files import read_json, write_json
 
 NAME = "car-clustering"
 TITLE = "Car clustering: segmenting 205 car models by their specifications"
