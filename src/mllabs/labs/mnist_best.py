@@ -87,19 +87,13 @@ def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
 
 def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     rep = ctx.report
-    train_idx, val_idx = _mnist.split_validation(data, cfg.val_size, cfg.seed)
-    if cfg.train_size:
-        train_idx = train_idx[:cfg.train_size]
-    x_train = mnist.normalise(data.train_x[train_idx])
-    y_train = torch.from_numpy(data.train_y[train_idx].astype(np.int64))
-    x_test = mnist.normalise(data.test_x)
-    y_test = torch.from_numpy(data.test_y.astype(np.int64))
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = _mnist.splits(
+        data, cfg.val_size, cfg.train_size, cfg.seed)
     watched = {"test": (x_test, y_test)}
-    if len(val_idx):
-        watched["val"] = (mnist.normalise(data.train_x[val_idx]),
-                          torch.from_numpy(data.train_y[val_idx].astype(np.int64)))
+    if len(y_val):
+        watched["val"] = (x_val, y_val)
 
-    describe_recipe(cfg, data, len(train_idx), rep)
+    describe_recipe(cfg, data, len(y_train), rep)
 
     runs = []
     for k in range(cfg.seeds):

@@ -63,10 +63,8 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     rep = ctx.report
     look_at_the_data(data, rep, cfg.seed)
 
-    n = cfg.train_size or len(data.train_y)
-    x_train = mnist.normalise(data.train_x[:n])
-    y_train = torch.from_numpy(data.train_y[:n].astype(np.int64))
-    x_test, y_test = mnist.normalise(data.test_x), torch.from_numpy(data.test_y.astype(np.int64))
+    # the handout holds nothing out: the first train_size training digits (0: all), and the test set
+    (x_train, y_train), _, (x_test, y_test) = _mnist.splits(data, 0, cfg.train_size, cfg.seed)
 
     torch.manual_seed(cfg.seed)
     model = ShallowCNN(cfg.filters, cfg.hidden)

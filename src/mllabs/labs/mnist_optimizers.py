@@ -77,15 +77,10 @@ def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
 
 def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     rep = ctx.report
-    train_idx, val_idx = _mnist.split_validation(data, cfg.val_size, cfg.seed)
-    if cfg.train_size:
-        train_idx = train_idx[:cfg.train_size]
-    x_train, x_val, x_test = (mnist.normalise(a) for a in
-                              (data.train_x[train_idx], data.train_x[val_idx], data.test_x))
-    y_train, y_val, y_test = (torch.from_numpy(a.astype(np.int64)) for a in
-                              (data.train_y[train_idx], data.train_y[val_idx], data.test_y))
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = _mnist.splits(
+        data, cfg.val_size, cfg.train_size, cfg.seed)
     rep.section("Setup", f"Network 784 → {' → '.join(map(str, cfg.hidden))} → 10 (ReLU), the same "
-                f"for every optimizer. {len(train_idx):,} training digits, {len(val_idx):,} held out "
+                f"for every optimizer. {len(y_train):,} training digits, {len(y_val):,} held out "
                 f"to choose the learning rate, the 10,000 test digits read only to report. Every run: "
                 f"{cfg.epochs} epochs, batch {cfg.batch_size} (gradient descent: all digits per "
                 f"update, so {cfg.epochs} updates in all), cross-entropy loss, {cfg.schedule} learning-rate "
