@@ -28,6 +28,7 @@ from mllabs.config import LabConfig, option
 from mllabs.data.tabular import numeric_column, read_csv, read_whitespace
 from mllabs.errors import DataError, UserError
 from mllabs.models import numpy_net
+from mllabs.models.ols import least_squares
 from mllabs.models.numpy_net import Linear, Quadratic
 from mllabs.report import figures
 from mllabs.files import read_json, write_json
@@ -164,13 +165,6 @@ def networks(cfg: Config) -> dict:
     """The PyTorch network only: the NumPy ones are arrays, not modules, and do the same
     arithmetic (the linear one exactly this; the quadratic one 2 × and 1 + more per feature)."""
     return {"PyTorch linear": (nn.Linear(len(FEATURES), 1, dtype=torch.float64), (len(FEATURES),))}
-
-
-def least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The exact minimiser of the training MSE: solve [x 1]·θ ≈ y; θ = (w, b)."""
-    design = np.hstack([x, np.ones((len(x), 1))])
-    theta, *_ = np.linalg.lstsq(design, y, rcond=None)
-    return theta
 
 
 def code_lines(*objects) -> int:
