@@ -555,29 +555,22 @@ def cmd_data(args, argv) -> int:
     failures = 0
     for name in names:
         ds = data.get(name)
-        where = None
-        for label, root in data.search_roots(args.data_dir):
-            if (root / name).is_dir():
-                where = (label, root / name)
-                break
         if args.data_command == "list":
+            where = data.locate(name, args.data_dir)
             files = len(ds.expected())
             found = f"{where[0]}: {where[1]}" if where else "not found (mllabs data fetch " + name + ")"
             print(f"{name:<16} {files:>5} file(s)  {ds.title}\n{'':<16} {found}")
             continue
-        if where is None:
-            print(f"{name:<16} MISSING  looked in " +
-                  ", ".join(str(r / name) for _, r in data.search_roots(args.data_dir)))
-            failures += 1
-            continue
-        problems = data.check_folder(where[1], ds)
-        if problems:
-            failures += 1
-            print(f"{name:<16} FAILED   {len(problems)} problem(s) in {where[1]}")
-            for p in problems[:10]:
+        result = data.verify(name, args.data_dir)
+        failures += not result.ok
+        if result.found is None:
+            print(f"{name:<16} MISSING  looked in " + ", ".join(map(str, result.looked)))
+        elif result.problems:
+            print(f"{name:<16} FAILED   {len(result.problems)} problem(s) in {result.found[1]}")
+            for p in result.problems[:10]:
                 print(f"{'':<18}{p.kind}: {p.path} {p.detail}")
         else:
-            print(f"{name:<16} ok       {len(ds.expected())} file(s) verified in {where[1]}")
+            print(f"{name:<16} ok       {len(ds.expected())} file(s) verified in {result.found[1]}")
     if failures:
         raise UserError(f"{failures} dataset(s) failed verification; re-fetch them with "
                         "`mllabs data fetch NAME` or fix the mirror")
