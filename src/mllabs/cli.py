@@ -672,7 +672,6 @@ def _print_table(rows: list[dict]) -> None:
 
 def cmd_sweep(args, argv) -> int:
     from mllabs import sweep
-    from mllabs.config import build_config, parse_sets
     from mllabs.labs import get_lab
 
     lab = get_lab(args.lab)  # an unknown lab fails here, with the list of labs
@@ -681,17 +680,7 @@ def cmd_sweep(args, argv) -> int:
     spec = sweep.Spec(args.lab, sweep.parse_grid(args.grid), seeds=args.seeds, seed=args.seed,
                       profile=args.profile, sets=args.sets,
                       data_dir=str(args.data_dir) if args.data_dir else None, device=args.device)
-    # every cell's config is checked before any cell starts: a bad value is one error, not a
-    # sweep of failed cells
-    clash = sorted(set(parse_sets(lab.Config, args.sets or [])) & set(spec.grid))
-    if clash:
-        raise UserError(f"{clash[0]} is both in --grid and in --set; keep it in one of them")
-    for params in dict.fromkeys(cell.params for cell in spec.cells()):
-        try:
-            build_config(lab.Config, lab.PROFILES, args.profile,
-                         list(args.sets or []) + [f"{k}={v}" for k, v in params])
-        except UserError as exc:
-            raise UserError(f"--grid: {exc}") from None
+    sweep.check_cells(spec, lab.Config, lab.PROFILES)
     result = sweep.run_sweep(spec, args.out, jobs=args.jobs, threads=args.threads,
                              executor=args.executor, address=args.address, metric=args.metric)
     result.pop("rows", None)
