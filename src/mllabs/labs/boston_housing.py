@@ -225,20 +225,14 @@ def run(cfg: Config, p: Prepared, ctx) -> tuple[str, dict]:
     results: dict[str, dict] = {}
     linear = Linear(n, np.random.default_rng(cfg.seed))  # the handout's seeded normal start
     init = {k: v.copy() for k, v in linear.params.items()}
-    start = time.perf_counter()
-    history = numpy_net.train(linear, x_train, y_train, **train_args)
-    results["numpy"] = {"history": history, "seconds": time.perf_counter() - start,
-                        "pred": linear.forward(x_test)}
-    ctx.log(f"NumPy linear: test MSE {history[-1]['test_mse']:.3f} "
-            f"({results['numpy']['seconds']:.2f} s)")
-
     quadratic = Quadratic(n, np.random.default_rng(cfg.seed))  # w2 starts where linear's w did
-    start = time.perf_counter()
-    history = numpy_net.train(quadratic, x_train, y_train, **train_args)
-    results["numpy_quadratic"] = {"history": history, "seconds": time.perf_counter() - start,
-                                  "pred": quadratic.forward(x_test)}
-    ctx.log(f"NumPy quadratic: test MSE {history[-1]['test_mse']:.3f} "
-            f"({results['numpy_quadratic']['seconds']:.2f} s)")
+    for key, label, model in (("numpy", "NumPy linear", linear),
+                              ("numpy_quadratic", "NumPy quadratic", quadratic)):
+        start = time.perf_counter()
+        history = numpy_net.train(model, x_train, y_train, **train_args)
+        results[key] = {"history": history, "seconds": time.perf_counter() - start,
+                        "pred": model.forward(x_test)}
+        ctx.log(f"{label}: test MSE {history[-1]['test_mse']:.3f} ({results[key]['seconds']:.2f} s)")
 
     start = time.perf_counter()
     model, history = train_torch(init, x_train, y_train, cfg, ctx.device, (x_test, y_test))
