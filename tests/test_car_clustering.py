@@ -21,6 +21,7 @@ from sklearn.metrics import (
 
 from mllabs.data import dataset_dir
 from mllabs.labs import car_clustering as lab
+from mllabs.models import cluster
 
 METHODS = ("kmeans", "kmedoids", "single", "complete", "average", "ward")
 SCORES = ("silhouette", "davies_bouldin", "calinski_harabasz", "entropy")
@@ -128,10 +129,10 @@ def test_fasterpam_finds_the_exhaustive_optimum_on_small_samples(standardised, n
         sample = rng.choice(len(diss), 13, replace=False)
         small = diss[np.ix_(sample, sample)]
         optimum = exhaustive_optimum(small, 3)
-        found = lab.fit_kmedoids(small, 3, starts=starts, seed=j)
-        assert lab.total_deviation(small, found.medoids) == pytest.approx(found.loss, rel=1e-12)
+        found = cluster.fit_kmedoids(small, 3, starts=starts, seed=j)
+        assert cluster.total_deviation(small, found.medoids) == pytest.approx(found.loss, rel=1e-12)
         gaps.append(found.loss - optimum)
-        one = lab.fit_kmedoids(small, 3, starts=1, seed=j)
+        one = cluster.fit_kmedoids(small, 3, starts=1, seed=j)
         assert one.loss >= optimum - 1e-9  # nothing beats the exhaustive optimum
         single_misses += one.loss > optimum + 1e-9
     assert max(abs(g) for g in gaps) < 1e-9, gaps
@@ -143,8 +144,8 @@ def test_fasterpam_finds_the_exhaustive_optimum_on_small_samples(standardised, n
 @pytest.mark.parametrize("k", [2, 3, 4, 6])
 def test_fasterpam_is_no_worse_than_alternating_kmedoids(standardised, note, k):
     diss = squareform(pdist(standardised))
-    found = lab.fit_kmedoids(diss, k, starts=5, seed=0)
-    medoids, best, losses = lab.alternating_kmedoids(diss, k, starts=25, seed=1)
+    found = cluster.fit_kmedoids(diss, k, starts=5, seed=0)
+    medoids, best, losses = cluster.alternating_kmedoids(diss, k, starts=25, seed=1)
     # the alternating result is a fixed point: every medoid is the best centre of its own cluster
     assign = np.argmin(diss[:, medoids], axis=1)
     for c, m in enumerate(medoids):

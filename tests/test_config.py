@@ -37,6 +37,28 @@ def test_every_lab_trained_by_fit_accepts_every_schedule_fit_knows():
     assert checked >= 8
 
 
+def test_every_optimizer_a_lab_offers_is_one_fit_knows():
+    """config.OPTIMIZERS is the one list: make_optimizer builds each name, every lab's choices
+    come from it, and the error for an unknown name lists exactly it."""
+    import dataclasses
+
+    import torch
+
+    from mllabs.config import OPTIMIZERS
+    from mllabs.labs import LABS, get_lab
+    from mllabs.train import make_optimizer
+
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    for name in OPTIMIZERS:
+        assert make_optimizer(name, params, lr=0.1)
+    with pytest.raises(UserError, match="choose " + ", ".join(OPTIMIZERS[:-1]) + " or adamw"):
+        make_optimizer("lbfgs", params, lr=0.1)
+    for lab_name in LABS:
+        for f in dataclasses.fields(get_lab(lab_name).Config):
+            if f.name in ("optimizer", "optimizers"):
+                assert set(f.metadata["choices"]) <= set(OPTIMIZERS), (lab_name, f.name)
+
+
 def test_profile_then_sets_then_explicit_overrides():
     quick = build_config(auto_mpg.Config, auto_mpg.PROFILES, "quick")
     assert quick.epochs == auto_mpg.PROFILES["quick"]["epochs"]

@@ -71,6 +71,19 @@ def test_checksum_mismatch_names_the_file(tmp_path, data_root, monkeypatch):
     assert "auto-mpg.data" in message and "checksum" in message and "\n" not in message
 
 
+def test_verify_reports_the_copy_found_and_each_problem(tmp_path, data_root, monkeypatch):
+    root = _mirror(tmp_path, data_root)
+    monkeypatch.setenv("MLLABS_CACHE", str(tmp_path / "empty-cache"))
+    good = data.verify("auto-mpg", root)
+    assert good.ok and good.found == ("--data-dir", root / "auto-mpg") and good.problems == []
+    (root / "auto-mpg" / "auto-mpg.names").unlink()
+    bad = data.verify("auto-mpg", root)
+    assert not bad.ok and [(p.kind, p.path.name) for p in bad.problems] == [("missing", "auto-mpg.names")]
+    absent = data.verify("bike-sharing", root)
+    assert not absent.ok and absent.found is None
+    assert absent.looked == [root / "bike-sharing", tmp_path / "empty-cache" / "bike-sharing"]
+
+
 def test_missing_offline_says_where_it_looked_and_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("MLLABS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MLLABS_OFFLINE", "1")

@@ -13,13 +13,14 @@ import torch
 from conftest import run_cli
 from torch import nn
 
-from mllabs import memory, runs
+from mllabs import files, memory
 from mllabs.config import TrainConfig
 from mllabs.errors import DataError, UserError
 from mllabs.labs import _mnist
 from mllabs.models.lenet import LeNet5
 from mllabs.models.mlp import MLP
-from mllabs.runs import Run, atomic_write_bytes, inside
+from mllabs.files import atomic_write_bytes, inside
+from mllabs.runs import Run
 from mllabs.session import Session
 from mllabs.train import fit, load_checkpoint, load_weights, save_checkpoint
 
@@ -124,7 +125,7 @@ def test_a_write_that_fails_at_the_rename_leaves_the_old_checkpoint(tmp_path, mo
     def full_disk(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(runs.os, "replace", full_disk)
+    monkeypatch.setattr(files.os, "replace", full_disk)
     with pytest.raises(OSError, match="No space"):
         save_checkpoint(tmp_path / "best.pt", {"w": torch.zeros(3)}, epoch=2)
     monkeypatch.undo()
@@ -154,7 +155,7 @@ def test_a_write_cut_off_halfway_leaves_the_old_report(tmp_path, monkeypatch):
             self.fh.write(data[:len(data) // 2])
             raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(runs.os, "fdopen", lambda fd, mode: HalfWritten(real_fdopen(fd, mode)))
+    monkeypatch.setattr(files.os, "fdopen", lambda fd, mode: HalfWritten(real_fdopen(fd, mode)))
     with pytest.raises(OSError):
         run.write_metrics("interrupted", {})
     monkeypatch.undo()
@@ -164,7 +165,7 @@ def test_a_write_cut_off_halfway_leaves_the_old_report(tmp_path, monkeypatch):
 
 def test_an_interrupt_during_a_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     atomic_write_bytes(tmp_path / "state.pt", b"old")
-    monkeypatch.setattr(runs.os, "fsync", lambda fd: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(files.os, "fsync", lambda fd: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         atomic_write_bytes(tmp_path / "state.pt", b"new")
     assert (tmp_path / "state.pt").read_bytes() == b"old" and leftovers(tmp_path) == []

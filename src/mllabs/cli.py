@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 from mllabs import __version__
+from mllabs.config import DEVICES, PROFILES
 from mllabs.errors import UserError
 
 EPILOG = """examples:
@@ -59,13 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a lab (or `all`) and write its report",
                          description="Run a lab and write runs/<lab>/<stamp>-<id>/ with its report.")
     run.add_argument("lab", help="lab name (see `mllabs list`) or `all`")
-    run.add_argument("--profile", choices=("quick", "default", "full"),
+    run.add_argument("--profile", choices=PROFILES,
                      help="quick: seconds, for smoke tests; default: the lab's real result on a "
                           "CPU; full: the original handout's budget (default: default)")
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value (repeatable); `mllabs config LAB` lists keys")
     run.add_argument("--seed", type=int, help="seed for python, numpy and torch")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train")
+    run.add_argument("--device", choices=DEVICES, help="where to train")
     run.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default: runs)")
     _data_dir_arg(run)
     run.add_argument("--json", action="store_true", help="print metrics.json (+ run_dir) only")
@@ -102,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cfg = sub.add_parser("config", help="show a lab's config keys, types and profile values")
     cfg.add_argument("lab")
-    cfg.add_argument("--profile", default="default", choices=("quick", "default", "full"))
+    cfg.add_argument("--profile", default="default", choices=PROFILES)
 
     summ = sub.add_parser(
         "summary", help="a lab's network(s) layer by layer: shapes, parameters, operation counts",
@@ -112,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  mllabs summary mnist-cnn --profile quick --set filters=16",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     summ.add_argument("lab", help="lab name (see `mllabs list`)")
-    summ.add_argument("--profile", default="default", choices=("quick", "default", "full"))
+    summ.add_argument("--profile", default="default", choices=PROFILES)
     summ.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                       help="override a config value (repeatable)")
     summ.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -211,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "list-valued key separate the values with '/': hidden=64,64/128,128")
     sw.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds per cell (default: 1)")
     sw.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
-    sw.add_argument("--profile", default="default", choices=("quick", "default", "full"))
+    sw.add_argument("--profile", default="default", choices=PROFILES)
     sw.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="a config value shared by every cell (repeatable)")
     sw.add_argument("--jobs", type=int, metavar="N", help="cells at a time (default: cores / --threads)")
@@ -220,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="local worker processes, or tasks on a Ray cluster (default: local)")
     sw.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     sw.add_argument("--metric", help="the metric to compare (default: the lab's first)")
-    sw.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
+    sw.add_argument("--device", choices=DEVICES)
     sw.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default: runs)")
     sw.add_argument("--json", action="store_true", help="print the sweep's result as JSON")
     _data_dir_arg(sw)
@@ -369,7 +370,7 @@ def cmd_run(args, argv) -> int:
 
 def cmd_predict(args, argv) -> int:
     from mllabs.labs import get_lab
-    from mllabs.runs import read_json
+    from mllabs.files import read_json
 
     config = read_json(args.run_dir / "config.json")
     metrics = read_json(args.run_dir / "metrics.json")
@@ -421,7 +422,7 @@ def cmd_predict(args, argv) -> int:
 
 
 def write_predictions_csv(path: Path, results: list[dict]) -> None:
-    from mllabs.runs import atomic_write_text
+    from mllabs.files import atomic_write_text
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -558,29 +559,22 @@ def cmd_data(args, argv) -> int:
     failures = 0
     for name in names:
         ds = data.get(name)
-        where = None
-        for label, root in data.search_roots(args.data_dir):
-            if (root / name).is_dir():
-                where = (label, root / name)
-                break
         if args.data_command == "list":
+            where = data.locate(name, args.data_dir)
             files = len(ds.expected())
             found = f"{where[0]}: {where[1]}" if where else "not found (mllabs data fetch " + name + ")"
             print(f"{name:<16} {files:>5} file(s)  {ds.title}\n{'':<16} {found}")
             continue
-        if where is None:
-            print(f"{name:<16} MISSING  looked in " +
-                  ", ".join(str(r / name) for _, r in data.search_roots(args.data_dir)))
-            failures += 1
-            continue
-        problems = data.check_folder(where[1], ds)
-        if problems:
-            failures += 1
-            print(f"{name:<16} FAILED   {len(problems)} problem(s) in {where[1]}")
-            for p in problems[:10]:
+        result = data.verify(name, args.data_dir)
+        failures += not result.ok
+        if result.found is None:
+            print(f"{name:<16} MISSING  looked in " + ", ".join(map(str, result.looked)))
+        elif result.problems:
+            print(f"{name:<16} FAILED   {len(result.problems)} problem(s) in {result.found[1]}")
+            for p in result.problems[:10]:
                 print(f"{'':<18}{p.kind}: {p.path} {p.detail}")
         else:
-            print(f"{name:<16} ok       {len(ds.expected())} file(s) verified in {where[1]}")
+            print(f"{name:<16} ok       {len(ds.expected())} file(s) verified in {result.found[1]}")
     if failures:
         raise UserError(f"{failures} dataset(s) failed verification; re-fetch them with "
                         "`mllabs data fetch NAME` or fix the mirror")
@@ -682,7 +676,6 @@ def _print_table(rows: list[dict]) -> None:
 
 def cmd_sweep(args, argv) -> int:
     from mllabs import sweep
-    from mllabs.config import build_config, parse_sets
     from mllabs.labs import get_lab
 
     lab = get_lab(args.lab)  # an unknown lab fails here, with the list of labs
@@ -691,17 +684,7 @@ def cmd_sweep(args, argv) -> int:
     spec = sweep.Spec(args.lab, sweep.parse_grid(args.grid), seeds=args.seeds, seed=args.seed,
                       profile=args.profile, sets=args.sets,
                       data_dir=str(args.data_dir) if args.data_dir else None, device=args.device)
-    # every cell's config is checked before any cell starts: a bad value is one error, not a
-    # sweep of failed cells
-    clash = sorted(set(parse_sets(lab.Config, args.sets or [])) & set(spec.grid))
-    if clash:
-        raise UserError(f"{clash[0]} is both in --grid and in --set; keep it in one of them")
-    for params in dict.fromkeys(cell.params for cell in spec.cells()):
-        try:
-            build_config(lab.Config, lab.PROFILES, args.profile,
-                         list(args.sets or []) + [f"{k}={v}" for k, v in params])
-        except UserError as exc:
-            raise UserError(f"--grid: {exc}") from None
+    sweep.check_cells(spec, lab.Config, lab.PROFILES)
     result = sweep.run_sweep(spec, args.out, jobs=args.jobs, threads=args.threads,
                              executor=args.executor, address=args.address, metric=args.metric)
     result.pop("rows", None)

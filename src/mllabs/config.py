@@ -18,6 +18,8 @@ from mllabs.errors import UserError
 
 PROFILES = ("quick", "default", "full")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# update rules fit() knows by name (train.make_optimizer); gd is sgd fed the whole training set
+OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 # learning-rate schedules fit() knows (train.make_scheduler); every lab trained by fit() offers all
 SCHEDULES = ("constant", "exponential", "piecewise", "cosine", "onecycle")
 
@@ -46,8 +48,7 @@ class TrainConfig(LabConfig):
 
     epochs: int = option(100, "passes over the training data", min=1)
     batch_size: int = option(32, "examples per update (ignored by optimizer=gd)", min=1)
-    optimizer: str = option("adam", "update rule", choices=(
-        "gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
+    optimizer: str = option("adam", "update rule", choices=OPTIMIZERS)
     lr: float = option(1e-3, "learning rate", gt=0.0)
     weight_decay: float = option(0.0, "L2 penalty (decoupled for adamw)", min=0.0)
     schedule: str = option("constant", "learning-rate schedule", choices=SCHEDULES)

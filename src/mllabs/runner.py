@@ -26,9 +26,10 @@ import torch
 from mllabs import distributed, rundb, trackers
 from mllabs.config import build_config, config_from_dict, config_to_dict, parse_sets
 from mllabs.errors import UserError
+from mllabs.files import read_json
 from mllabs.labs import LABS, get_lab
 from mllabs.report import Report, render_run, write_index
-from mllabs.runs import Run, environment, read_json
+from mllabs.runs import Run, environment
 from mllabs.session import OutOfTime, Session
 from mllabs.train import FitResult, fit, resolve_device, resolve_precision, seed_everything
 

@@ -26,8 +26,10 @@ from typing import Any
 import numpy as np
 
 from mllabs import rundb
+from mllabs.config import build_config, parse_sets
 from mllabs.errors import UserError
-from mllabs.runs import Run, environment, write_json
+from mllabs.files import write_json
+from mllabs.runs import Run, environment
 
 FINISHED = ("completed", "diverged")  # a diverged cell is a result, not something to retry
 HIGHER_IS_BETTER = ("accuracy", "r2", "silhouette", "auc", "sensitivity", "specificity", "f1")
@@ -96,6 +98,20 @@ class Spec:
 
     def cells(self) -> list[Cell]:
         return expand(self.grid, self.seeds, self.seed)
+
+
+def check_cells(spec: Spec, config_cls, profiles: dict) -> None:
+    """Build every cell's config before any cell starts, so that a bad --grid value is one error
+    rather than a sweep of failed cells; a key in both --grid and --set is refused."""
+    clash = sorted(set(parse_sets(config_cls, spec.sets or [])) & set(spec.grid))
+    if clash:
+        raise UserError(f"{clash[0]} is both in --grid and in --set; keep it in one of them")
+    for params in dict.fromkeys(cell.params for cell in spec.cells()):
+        try:
+            build_config(config_cls, profiles, spec.profile,
+                         list(spec.sets or []) + [f"{k}={v}" for k, v in params])
+        except UserError as exc:
+            raise UserError(f"--grid: {exc}") from None
 
 
 # ---------------------------------------------------------------------------- running cells

@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from mllabs import distributed
-from mllabs.config import TrainConfig
+from mllabs.config import OPTIMIZERS, TrainConfig
 from mllabs.errors import UserError
+from mllabs.files import atomic_write_bytes, inside
 from mllabs.memory import warn_if_too_big
-from mllabs.runs import atomic_write_bytes, inside
 from mllabs.session import OutOfTime, Session, recorded, rng_state, set_rng_state
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (output, target) -> batch mean
@@ -111,8 +111,8 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> t
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **fused)
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **fused)
-    raise UserError(f"unknown optimizer {name!r}; choose gd, sgd, momentum, nesterov, adagrad, "
-                    "rmsprop, adam or adamw")
+    raise UserError(f"unknown optimizer {name!r}; choose {', '.join(OPTIMIZERS[:-1])} or "
+                    f"{OPTIMIZERS[-1]}")
 
 
 def batch_starts(n: int, batch_size: int) -> list[int]:

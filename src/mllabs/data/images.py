@@ -128,7 +128,7 @@ def cached_image_folder(root: str | Path, size: int, cache_dir: Path | None = No
     back from the cache (one .npz) and no JPEG is decoded again. Returns the folder and what
     happened: {"cache": "hit"|"miss", "seconds": ..., "file": ...}."""
     from mllabs.data.store import cache_root
-    from mllabs.runs import atomic_write_bytes
+    from mllabs.files import atomic_write_bytes
 
     root = Path(root)
     started = time.perf_counter()

@@ -82,6 +82,35 @@ def check_folder(folder: Path, ds: Dataset, *, hashes: bool = True) -> list[Prob
     return problems
 
 
+def locate(name: str, data_dir: str | Path | None = None) -> tuple[str, Path] | None:
+    """The first search root with a folder for `name`: (the root's label, the folder), unchecked;
+    None when no root has one."""
+    for label, root in search_roots(data_dir):
+        if (root / name).is_dir():
+            return label, root / name
+    return None
+
+
+@dataclass
+class Verification:
+    name: str
+    found: tuple[str, Path] | None  # (root label, folder) of the copy checked; None: not found
+    looked: list[Path]              # the folders looked in, in order
+    problems: list[Problem]         # of the copy found: missing, unreadable, wrong sha256
+
+    @property
+    def ok(self) -> bool:
+        return self.found is not None and not self.problems
+
+
+def verify(name: str, data_dir: str | Path | None = None) -> Verification:
+    """Every file of the copy of `name` that would be read checked against its sha256."""
+    found = locate(name, data_dir)
+    looked = [root / name for _, root in search_roots(data_dir)]
+    problems = check_folder(found[1], get(name)) if found else []
+    return Verification(name, found, looked, problems)
+
+
 def _looked(roots: list[tuple[str, Path]], name: str) -> str:
     return ", ".join(f"{label} {root / name}" for label, root in roots)
 

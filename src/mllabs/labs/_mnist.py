@@ -15,7 +15,7 @@ from mllabs.models.cnn import DigitNet, ShallowCNN
 from mllabs.models.lenet import LeNet5
 from mllabs.models.mlp import MLP
 from mllabs.report.classifier import describe_classifier as report_classifier
-from mllabs.runs import read_json, write_json
+from mllabs.files import read_json, write_json
 from mllabs.train import load_checkpoint, predict as forward, save_checkpoint
 
 ARCHITECTURES = {"mlp": MLP, "lenet5": LeNet5, "shallow_cnn": ShallowCNN, "digitnet": DigitNet}
@@ -38,6 +38,23 @@ def split_validation(data: mnist.Mnist, size: int, seed: int):
     """Hold out `size` training digits (seeded) to choose the best epoch without the test set."""
     order = np.random.default_rng(seed).permutation(len(data.train_y))
     return np.sort(order[size:]), np.sort(order[:size])
+
+
+Pair = tuple[torch.Tensor, torch.Tensor]
+
+
+def splits(data: mnist.Mnist, val_size: int, train_size: int, seed: int,
+           pad_to: int = 28) -> tuple[Pair, Pair, Pair]:
+    """(x, y) for training, validation and test: `val_size` training digits held out (seeded),
+    the first `train_size` of the rest kept (0: all), images normalised (÷255, −mean, ÷std,
+    padded to `pad_to`) and labels int64. With val_size=0 the validation pair is empty."""
+    train_idx, val_idx = split_validation(data, val_size, seed)
+    if train_size:
+        train_idx = train_idx[:train_size]
+    return tuple((mnist.normalise(x, pad_to=pad_to), torch.from_numpy(y.astype(np.int64)))
+                 for x, y in ((data.train_x[train_idx], data.train_y[train_idx]),
+                              (data.train_x[val_idx], data.train_y[val_idx]),
+                              (data.test_x, data.test_y)))
 
 
 def describe_classifier(rep, model: nn.Module, test_x: torch.Tensor, test_y: np.ndarray,

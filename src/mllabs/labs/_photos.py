@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mllabs.config import SCHEDULES, TrainConfig, option
+from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data.augment import MEAN, STD, PhotoBatches
 from mllabs.data.images import ImageFolder, load_image
 from mllabs.errors import DataError
@@ -25,11 +25,9 @@ from mllabs.models import count_macs
 from mllabs.models.gradcam import cam_layer, grad_cam, overlay
 from mllabs.report import figures
 from mllabs.report.classifier import describe_classifier
-from mllabs.runs import read_json, write_json
+from mllabs.files import read_json, write_json
 from mllabs.train import load_checkpoint, save_checkpoint
 from mllabs.train import predict as forward
-
-OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mllabs.config import SCHEDULES, TrainConfig, option
+from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.errors import UserError
 from mllabs.labs import _mnist
@@ -48,8 +48,8 @@ class Config(TrainConfig):
     epochs: int = option(8, "passes over the training digits", min=1)
     batch_size: int = option(32, "digits per update", min=1)
     optimizer: str = option("momentum", "update rule, the same for every activation (adam rescales "
-                            "each weight's step by its own gradient size)", choices=(
-                                "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
+                            "each weight's step by its own gradient size)",
+                            choices=tuple(o for o in OPTIMIZERS if o != "gd"))
     lr: float = option(0.03, "learning rate, the same for every activation", gt=0.0)
     schedule: str = option("constant", "learning-rate schedule", choices=SCHEDULES)
     train_size: int = option(20000, "training digits used (0: all not held out)", min=0)
@@ -80,21 +80,16 @@ def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
 
 def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     rep = ctx.report
-    train_idx, val_idx = _mnist.split_validation(data, cfg.val_size, cfg.seed)
-    if cfg.train_size:
-        train_idx = train_idx[:cfg.train_size]
-    x_train, x_val, x_test = (mnist.normalise(a, pad_to=32) for a in
-                              (data.train_x[train_idx], data.train_x[val_idx], data.test_x))
-    y_train, y_val, y_test = (torch.from_numpy(a.astype(np.int64)) for a in
-                              (data.train_y[train_idx], data.train_y[val_idx], data.test_y))
-    per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = _mnist.splits(
+        data, cfg.val_size, cfg.train_size, cfg.seed, pad_to=32)
+    per_epoch = math.ceil(len(y_train) / cfg.batch_size)
     rep.section("Setup", (
         f"LeNet-5 (two 5×5 convolutions with max pooling, then 120, 84 and 10 units) with "
         f"{' and '.join(LABELS[a] for a in cfg.activations)} after every layer but the last. "
-        f"{len(train_idx):,} training digits"
+        f"{len(y_train):,} training digits"
         + (" (a subset, to keep the default run to a few minutes on a laptop)"
            if cfg.train_size and cfg.train_size < len(data.train_y) - cfg.val_size else "")
-        + f", {len(val_idx):,} held out to choose the network `predict` uses, the 10,000 test "
+        + f", {len(y_val):,} held out to choose the network `predict` uses, the 10,000 test "
         f"digits only measured. Every run: {cfg.optimizer} at learning rate {cfg.lr:g} "
         f"({cfg.schedule}), batch {cfg.batch_size}, {cfg.epochs} epoch{'s' * (cfg.epochs > 1)} = "
         f"{cfg.epochs * per_epoch:,} updates, cross-entropy loss, PyTorch's default initialisation. "

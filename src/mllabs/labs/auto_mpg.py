@@ -18,12 +18,13 @@ import torch
 from torch import nn
 
 from mllabs import data as datasets
-from mllabs.config import SCHEDULES, TrainConfig, option
+from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data.tabular import numeric_column, read_csv, read_whitespace
 from mllabs.errors import DataError
+from mllabs.models import ols
 from mllabs.models.mlp import MLP
 from mllabs.report import figures, mean_std
-from mllabs.runs import read_json, write_json
+from mllabs.files import read_json, write_json
 from mllabs.train import evaluate, load_checkpoint, predict as forward, save_checkpoint
 
 NAME = "auto-mpg"
@@ -46,8 +47,7 @@ FEATURES = NUMERIC + [f"origin_{o}" for o in ORIGINS.values()]
 @dataclass
 class Config(TrainConfig):
     epochs: int = option(200, "passes over the training data (the handout used 1000)", min=1)
-    optimizer: str = option("rmsprop", "update rule", choices=(
-        "gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
+    optimizer: str = option("rmsprop", "update rule", choices=OPTIMIZERS)
     lr: float = option(1e-3, "learning rate", gt=0.0)
     schedule: str = option("cosine", "learning-rate schedule", choices=SCHEDULES)
     hidden: tuple[int, ...] = option((128, 128), "hidden layer widths (the handout: 64,64)", min=1)
@@ -165,14 +165,6 @@ def mse_loss(out, target):
     return ((out - target) ** 2).mean()
 
 
-def least_squares(p: Prepared) -> np.ndarray:
-    """Closed-form linear regression of MPG (with intercept) on all training cars."""
-    idx = np.concatenate([p.train_idx, p.val_idx])
-    design = np.hstack([p.x(idx), np.ones((len(idx), 1), np.float32)])
-    coef, *_ = np.linalg.lstsq(design.astype(float), p.y(idx)[:, 0].astype(float), rcond=None)
-    return coef
-
-
 # ---------------------------------------------------------------------------- run
 
 def run(cfg: Config, p: Prepared, ctx) -> tuple[str, dict]:
@@ -221,9 +213,10 @@ def run(cfg: Config, p: Prepared, ctx) -> tuple[str, dict]:
             break
 
     ctx.run.write_history([{"seed": r["seed"], **row} for r in runs for row in r["curves"].history])
-    coef = least_squares(p)
+    # closed-form linear regression of MPG (with intercept) on all training cars
+    coef = ols.least_squares(p.x(all_train), p.y(all_train)[:, 0])
     x_test, y_test = p.x(p.test_idx), p.y(p.test_idx)[:, 0]
-    linear_pred = np.hstack([x_test, np.ones((len(x_test), 1), np.float32)]) @ coef
+    linear_pred = ols.predict(coef, x_test)
     linear = {"mae": float(np.abs(linear_pred - y_test).mean()),
               "mse": float(((linear_pred - y_test) ** 2).mean())}
     if status == "diverged":

@@ -21,12 +21,13 @@ import torch
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from mllabs import data as datasets
-from mllabs.config import TrainConfig, option
+from mllabs.config import OPTIMIZERS, TrainConfig, option
 from mllabs.data.tabular import read_csv
 from mllabs.errors import DataError
+from mllabs.models import ols
 from mllabs.models.mlp import MLP
 from mllabs.report import figures
-from mllabs.runs import atomic_write_bytes, atomic_write_text, read_json, write_json
+from mllabs.files import atomic_write_bytes, atomic_write_text, read_json, write_json
 from mllabs.train import load_checkpoint, predict as forward, save_checkpoint
 
 NAME = "bike-sharing"
@@ -51,8 +52,7 @@ MODELS = {"linear": "linear, RMSProp (the handout)", "ols": "least squares (clos
 @dataclass
 class Config(TrainConfig):
     epochs: int = option(400, "epochs of the handout's linear model", min=1)
-    optimizer: str = option("rmsprop", "the linear model's update rule", choices=(
-        "gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
+    optimizer: str = option("rmsprop", "the linear model's update rule", choices=OPTIMIZERS)
     lr: float = option(1e-3, "the linear model's learning rate", gt=0.0)
     batch_size: int = option(128, "rows per update for the hourly table", min=1)
     day_batch_size: int = option(32, "rows per update for the daily table (731 rows in all)", min=1)
@@ -153,12 +153,6 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
             "r2": 1 - mse / float(((y_true - y_true.mean()) ** 2).mean())}
 
 
-def least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The exact minimiser of the training MSE (minimum-norm: one-hot groups are collinear)."""
-    coef, *_ = np.linalg.lstsq(np.hstack([x, np.ones((len(x), 1))]), y, rcond=None)
-    return coef
-
-
 # One-hot width of each table: 4 measurements + every category of the full dataset (hour: 61,
 # day: 36). With the default split every category occurs in the training days, so these are
 # the widths the trained networks have; a much larger test_fraction can drop a few.
@@ -212,8 +206,8 @@ def run_table(t: Table, cfg: Config, ctx) -> dict:
     out["models"]["linear"], out["status"] = linear, result.status
 
     tick = time.perf_counter()
-    coef = least_squares(x_train, y_train)
-    out["pred"]["ols"] = np.hstack([x_test, np.ones((len(x_test), 1))]) @ coef
+    coef = ols.least_squares(x_train, y_train)
+    out["pred"]["ols"] = ols.predict(coef, x_test)
     out["seconds"]["ols"], out["models"]["ols"] = time.perf_counter() - tick, coef
 
     mlp_cfg = dataclasses.replace(cfg, optimizer="adam", lr=1e-3, epochs=cfg.mlp_epochs, batch_size=64)

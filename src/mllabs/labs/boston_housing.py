@@ -28,9 +28,10 @@ from mllabs.config import LabConfig, option
 from mllabs.data.tabular import numeric_column, read_csv, read_whitespace
 from mllabs.errors import DataError, UserError
 from mllabs.models import numpy_net
+from mllabs.models.ols import least_squares
 from mllabs.models.numpy_net import Linear, Quadratic
 from mllabs.report import figures
-from mllabs.runs import read_json, write_json
+from mllabs.files import read_json, write_json
 
 NAME = "boston-housing"
 TITLE = "Boston housing: a network written in NumPy, against PyTorch and least squares"
@@ -166,13 +167,6 @@ def networks(cfg: Config) -> dict:
     return {"PyTorch linear": (nn.Linear(len(FEATURES), 1, dtype=torch.float64), (len(FEATURES),))}
 
 
-def least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The exact minimiser of the training MSE: solve [x 1]·θ ≈ y; θ = (w, b)."""
-    design = np.hstack([x, np.ones((len(x), 1))])
-    theta, *_ = np.linalg.lstsq(design, y, rcond=None)
-    return theta
-
-
 def code_lines(*objects) -> int:
     """Lines of source that do something: not blank, not comments, not docstrings."""
     total = 0
@@ -231,20 +225,14 @@ def run(cfg: Config, p: Prepared, ctx) -> tuple[str, dict]:
     results: dict[str, dict] = {}
     linear = Linear(n, np.random.default_rng(cfg.seed))  # the handout's seeded normal start
     init = {k: v.copy() for k, v in linear.params.items()}
-    start = time.perf_counter()
-    history = numpy_net.train(linear, x_train, y_train, **train_args)
-    results["numpy"] = {"history": history, "seconds": time.perf_counter() - start,
-                        "pred": linear.forward(x_test)}
-    ctx.log(f"NumPy linear: test MSE {history[-1]['test_mse']:.3f} "
-            f"({results['numpy']['seconds']:.2f} s)")
-
     quadratic = Quadratic(n, np.random.default_rng(cfg.seed))  # w2 starts where linear's w did
-    start = time.perf_counter()
-    history = numpy_net.train(quadratic, x_train, y_train, **train_args)
-    results["numpy_quadratic"] = {"history": history, "seconds": time.perf_counter() - start,
-                                  "pred": quadratic.forward(x_test)}
-    ctx.log(f"NumPy quadratic: test MSE {history[-1]['test_mse']:.3f} "
-            f"({results['numpy_quadratic']['seconds']:.2f} s)")
+    for key, label, model in (("numpy", "NumPy linear", linear),
+                              ("numpy_quadratic", "NumPy quadratic", quadratic)):
+        start = time.perf_counter()
+        history = numpy_net.train(model, x_train, y_train, **train_args)
+        results[key] = {"history": history, "seconds": time.perf_counter() - start,
+                        "pred": model.forward(x_test)}
+        ctx.log(f"{label}: test MSE {history[-1]['test_mse']:.3f} ({results[key]['seconds']:.2f} s)")
 
     start = time.perf_counter()
     model, history = train_torch(init, x_train, y_train, cfg, ctx.device, (x_test, y_test))

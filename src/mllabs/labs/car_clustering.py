@@ -15,28 +15,20 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import kmedoids
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.colors import to_hex
 from scipy.cluster import hierarchy
-from scipy.optimize import linear_sum_assignment
-from scipy.spatial.distance import pdist, squareform
-from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
-from sklearn.metrics import (
-    calinski_harabasz_score,
-    davies_bouldin_score,
-    silhouette_score,
-)
 
 from mllabs import data as datasets
 from mllabs.config import LabConfig, option
 from mllabs.data.tabular import numeric_column, read_csv
 from mllabs.errors import DataError, UserError
+from mllabs.models import cluster
 from mllabs.report import figures
-from mllabs.runs import read_json, write_json
+from mllabs.files import read_json, write_json
 
 NAME = "car-clustering"
 TITLE = "Car clustering: segmenting 205 car models by their specifications"
@@ -84,7 +76,6 @@ MAKE_FIXES = {"maxda": "mazda", "porcshce": "porsche", "toyouta": "toyota", "vok
 METHODS = {"kmeans": "K-Means", "kmedoids": "K-Medoids", "single": "single linkage",
            "complete": "complete linkage", "average": "average linkage", "ward": "Ward linkage"}
 LINKAGES = ("single", "complete", "average", "ward")
-SCORES = ("silhouette", "davies_bouldin", "calinski_harabasz", "entropy")
 SAMPLES, SAMPLE_CARS, SAMPLE_K = 25, 14, 3  # the exhaustive k-medoids check: C(14, 3) = 364 sets
 
 
@@ -149,160 +140,56 @@ def prepare(cfg: Config, data_dir: Path | None) -> Prepared:
     return Prepared(table, features, (values - mean) / std, mean, std, fixes)
 
 
-# ---------------------------------------------------------------------------- clustering
-
-def fit_kmeans(x: np.ndarray, k: int, n_init: int, seed: int) -> KMeans:
-    return KMeans(n_clusters=k, init="k-means++", n_init=n_init, random_state=seed).fit(x)
-
-
-def fit_kmedoids(diss: np.ndarray, k: int, starts: int, seed: int):
-    """FasterPAM from the BUILD initialisation, then from random medoids; the lowest loss wins."""
-    best = kmedoids.fasterpam(diss, k, max_iter=100, init="build", random_state=seed, n_cpu=1)
-    for s in range(1, starts):
-        result = kmedoids.fasterpam(diss, k, max_iter=100, init="random", random_state=seed + s,
-                                    n_cpu=1)
-        if result.loss < best.loss:
-            best = result
-    return best
-
-
-def total_deviation(diss: np.ndarray, medoids) -> float:
-    """The k-medoids objective: each point's distance to its nearest medoid, summed."""
-    return float(diss[:, np.asarray(medoids, dtype=int)].min(axis=1).sum())
-
-
-def alternating_kmedoids(diss: np.ndarray, k: int, starts: int, seed: int,
-                         max_iter: int = 100) -> tuple[np.ndarray, float, list[float]]:
-    """The alternating ("Voronoi iteration") k-medoids of scikit-learn-extra's method='alternate'.
-
-    k-medoids++ seeding; then assign every point to its nearest medoid and move each medoid to the
-    member with the smallest summed distance to its cluster, until the medoids stop moving.
-    Returns the best medoids, their total deviation and every start's total deviation.
-    """
-    rng = np.random.default_rng(seed)
-    n = len(diss)
-    best, best_loss, losses = None, math.inf, []
-    for _ in range(starts):
-        medoids = [int(rng.integers(n))]
-        for _ in range(1, k):
-            weight = diss[:, medoids].min(axis=1) ** 2
-            medoids.append(int(rng.choice(n, p=weight / weight.sum())))
-        medoids = np.array(medoids)
-        for _ in range(max_iter):
-            labels = np.argmin(diss[:, medoids], axis=1)
-            moved = medoids.copy()
-            for c in range(k):
-                members = np.flatnonzero(labels == c)
-                if len(members):
-                    moved[c] = members[np.argmin(diss[np.ix_(members, members)].sum(axis=1))]
-            if set(moved.tolist()) == set(medoids.tolist()):
-                break
-            medoids = moved
-        loss = total_deviation(diss, medoids)
-        losses.append(loss)
-        if loss < best_loss:
-            best, best_loss = medoids, loss
-    return best, best_loss, losses
-
-
-def exhaustive_kmedoids(diss: np.ndarray, k: int) -> tuple[np.ndarray, float]:
-    """The optimal medoids by trying every set of k points (small samples only)."""
-    from itertools import combinations
-
-    sets = np.array(list(combinations(range(len(diss)), k)))
-    losses = diss[:, sets].min(axis=2).sum(axis=0)
-    i = int(np.argmin(losses))
-    return sets[i], float(losses[i])
-
-
-def cut(tree: np.ndarray, k: int) -> np.ndarray:
-    """Labels 0..k-1 from cutting a scipy linkage tree into exactly k clusters."""
-    return hierarchy.cut_tree(tree, n_clusters=k)[:, 0].astype(int)
-
-
-def size_entropy(labels: np.ndarray) -> float:
-    """Shannon entropy of the cluster-size distribution, in bits (log2 k when all are equal)."""
-    p = np.bincount(labels) / len(labels)
-    p = p[p > 0]
-    return float(-(p * np.log2(p)).sum())
-
-
-def scores(x: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    return {"silhouette": float(silhouette_score(x, labels)),
-            "davies_bouldin": float(davies_bouldin_score(x, labels)),
-            "calinski_harabasz": float(calinski_harabasz_score(x, labels)),
-            "entropy": size_entropy(labels)}
-
-
-def match_labels(reference: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Renumber `labels` so each cluster takes the reference cluster it overlaps most."""
-    overlap = np.zeros((k, k), int)
-    np.add.at(overlap, (reference, labels), 1)
-    rows, cols = linear_sum_assignment(-overlap)
-    mapping = np.empty(k, int)
-    mapping[cols] = rows
-    return mapping[labels]
-
-
-def elbow_of(ks: list[int], inertia: list[float]) -> int:
-    """The k furthest below the straight line from the first to the last point (both scaled)."""
-    x = (np.array(ks, float) - ks[0]) / max(ks[-1] - ks[0], 1)
-    y = np.array(inertia, float)
-    y = (y - y.min()) / max(y.max() - y.min(), 1e-12)
-    chord = y[0] + (y[-1] - y[0]) * x
-    return int(ks[int(np.argmax(chord - y))])
-
-
 # ---------------------------------------------------------------------------- run
 
 def run(cfg: Config, p: Prepared, ctx) -> tuple[str, dict]:
     rep = ctx.report
     describe_data(p, rep)
     x, n = p.x, len(p.x)
-    diss = squareform(pdist(x))
-    trees = {m: hierarchy.linkage(x, method=m) for m in LINKAGES}
+    diss = cluster.distances(x)
+    trees = {m: cluster.linkage(x, m) for m in LINKAGES}
 
     # 1. scan k: the K-Means elbow and every method's silhouette
     ks = list(range(cfg.k_min, cfg.k_max + 1))
     scan = {m: [] for m in METHODS}
     inertia = []
     for k in ks:
-        km = fit_kmeans(x, k, cfg.n_init, cfg.seed)
+        km = cluster.fit_kmeans(x, k, cfg.n_init, cfg.seed)
         inertia.append(float(km.inertia_))
-        scan["kmeans"].append(float(silhouette_score(x, km.labels_)))
-        km_labels = fit_kmedoids(diss, k, cfg.medoid_starts, cfg.seed).labels.astype(int)
-        scan["kmedoids"].append(float(silhouette_score(x, km_labels)))
+        scan["kmeans"].append(cluster.silhouette(x, km.labels_))
+        km_labels = cluster.fit_kmedoids(diss, k, cfg.medoid_starts, cfg.seed).labels.astype(int)
+        scan["kmedoids"].append(cluster.silhouette(x, km_labels))
         for m in LINKAGES:
-            scan[m].append(float(silhouette_score(x, cut(trees[m], k))))
+            scan[m].append(cluster.silhouette(x, cluster.cut(trees[m], k)))
     picked = ks[int(np.argmax(scan["kmeans"]))]  # argmax: the smaller k on a tie
     k = cfg.k if cfg.k is not None else picked
     ctx.log(f"silhouette picks k = {picked}; clustering with k = {k}")
 
     # 2. every method at the chosen k; K-Means clusters numbered by mean price
-    km = fit_kmeans(x, k, cfg.n_init, cfg.seed)
+    km = cluster.fit_kmeans(x, k, cfg.n_init, cfg.seed)
     price = p.table["price"].to_numpy(float)
     order = np.argsort([price[km.labels_ == c].mean() for c in range(k)])
     rank = np.empty(k, int)
     rank[order] = np.arange(k)
     labels = {"kmeans": rank[km.labels_]}
     centroids = km.cluster_centers_[order]
-    pam = fit_kmedoids(diss, k, cfg.medoid_starts, cfg.seed)
+    pam = cluster.fit_kmedoids(diss, k, cfg.medoid_starts, cfg.seed)
     labels["kmedoids"] = pam.labels.astype(int)
     for m in LINKAGES:
-        labels[m] = cut(trees[m], k)
+        labels[m] = cluster.cut(trees[m], k)
     for m in METHODS:
         if m != "kmeans":
-            labels[m] = match_labels(labels["kmeans"], labels[m], k)
+            labels[m] = cluster.match_labels(labels["kmeans"], labels[m], k)
     medoids = np.asarray(pam.medoids, int)
     medoids = medoids[np.argsort(labels["kmedoids"][medoids])]  # medoid c heads cluster c
-    measured = {m: scores(x, labels[m]) for m in METHODS}
+    measured = {m: cluster.scores(x, labels[m]) for m in METHODS}
 
     metrics: dict = {"k": k}
     for m in METHODS:
-        for s in SCORES:
+        for s in cluster.SCORES:
             metrics[f"{m}.{s}"] = measured[m][s]
     metrics["kmeans.inertia"] = float(km.inertia_)
-    metrics["kmedoids.total_deviation"] = total_deviation(diss, medoids)
+    metrics["kmedoids.total_deviation"] = cluster.total_deviation(diss, medoids)
 
     pcs, pca = project(x)
     profiles = profile_clusters(p, labels["kmeans"], k)
@@ -365,21 +252,21 @@ def profile_clusters(p: Prepared, labels: np.ndarray, k: int) -> list[dict]:
 def check_kmedoids(cfg: Config, diss: np.ndarray, k: int, medoids) -> dict:
     """FasterPAM's objective against alternating k-medoids (all cars) and exhaustive search
     (random small samples, where every medoid set can be tried)."""
-    _, alt_best, alt_losses = alternating_kmedoids(diss, k, cfg.alt_starts, cfg.seed)
+    _, alt_best, alt_losses = cluster.alternating_kmedoids(diss, k, cfg.alt_starts, cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     hits_best = hits_one = 0
     worst_one = 0.0
     for j in range(SAMPLES):
         sample = rng.choice(len(diss), SAMPLE_CARS, replace=False)
         small = diss[np.ix_(sample, sample)]
-        _, optimum = exhaustive_kmedoids(small, SAMPLE_K)
-        best = fit_kmedoids(small, SAMPLE_K, cfg.medoid_starts, cfg.seed + j)
-        one = fit_kmedoids(small, SAMPLE_K, 1, cfg.seed + j)  # the BUILD start alone
-        hits_best += math.isclose(total_deviation(small, best.medoids), optimum, rel_tol=1e-9)
-        gap = total_deviation(small, one.medoids) / optimum - 1
+        _, optimum = cluster.exhaustive_kmedoids(small, SAMPLE_K)
+        best = cluster.fit_kmedoids(small, SAMPLE_K, cfg.medoid_starts, cfg.seed + j)
+        one = cluster.fit_kmedoids(small, SAMPLE_K, 1, cfg.seed + j)  # the BUILD start alone
+        hits_best += math.isclose(cluster.total_deviation(small, best.medoids), optimum, rel_tol=1e-9)
+        gap = cluster.total_deviation(small, one.medoids) / optimum - 1
         hits_one += gap < 1e-9
         worst_one = max(worst_one, gap)
-    return {"cars": len(diss), "fasterpam": total_deviation(diss, medoids),
+    return {"cars": len(diss), "fasterpam": cluster.total_deviation(diss, medoids),
             "alternating_best": alt_best, "alternating_median": float(np.median(alt_losses)),
             "alternating_worst": float(np.max(alt_losses)), "alt_starts": len(alt_losses),
             "medoid_starts": cfg.medoid_starts, "hits_best": hits_best, "hits_one": hits_one,
@@ -440,7 +327,7 @@ def describe_k(cfg: Config, ks, inertia, scan, picked: int, k: int, profiles, re
     rep.table(rows, "The scan, per k")
     sil = dict(zip(ks, scan["kmeans"]))
     runner = max((kk for kk in ks if kk != picked), key=lambda kk: sil[kk], default=None)
-    elbow = elbow_of(ks, inertia)
+    elbow = cluster.elbow_of(ks, inertia)
     drops = -np.diff(inertia) / np.array(inertia[:-1])
     text = (f"The K-Means silhouette is highest at k = {picked} ({sil[picked]:.3f})"
             + (f"; the runner-up is k = {runner} ({sil[runner]:.3f})" if runner else "") + ". ")
@@ -496,15 +383,15 @@ def dendrograms(trees: dict, labels: dict, k: int, names: list[str]) -> plt.Figu
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.4), squeeze=False)
     for ax, (m, tree) in zip(axes.flat, trees.items()):
         n = len(tree) + 1
-        cluster = list(labels[m]) + [-1] * (n - 1)  # node id -> its cluster, or -1 if mixed
+        below = list(labels[m]) + [-1] * (n - 1)  # node id -> its cluster, or -1 if mixed
         for row, (a, b) in enumerate(tree[:, :2].astype(int)):
-            cluster[n + row] = cluster[a] if cluster[a] == cluster[b] else -1
+            below[n + row] = below[a] if below[a] == below[b] else -1
         height = (tree[n - k - 1, 2] + tree[n - k, 2]) / 2  # between the last kept and first cut merge
         hierarchy.dendrogram(tree, ax=ax, truncate_mode="lastp", p=30, show_leaf_counts=True,
                              labels=names,
                              leaf_font_size=6, leaf_rotation=90,
-                             link_color_func=lambda i, cluster=cluster: (
-                                 to_hex(colour(cluster[i])) if cluster[i] >= 0 else "#999999"))
+                             link_color_func=lambda i, below=below: (
+                                 to_hex(colour(below[i])) if below[i] >= 0 else "#999999"))
         ax.axhline(height, color="black", linestyle="--", linewidth=0.8)
         ax.set_title(f"{METHODS[m]} (cut into {k})")
         ax.set_ylabel("merge distance")
@@ -552,7 +439,7 @@ def describe_methods(cfg: Config, p: Prepared, k: int, labels, measured, pcs, pc
              "good: markets do have small segments, but a clustering that puts a handful of "
              "outliers in their own clusters and everything else together scores low.")
     best = {"silhouette": max, "davies_bouldin": min, "calinski_harabasz": max, "entropy": max}
-    marked = {s: best[s](measured[m][s] for m in METHODS) for s in SCORES}
+    marked = {s: best[s](measured[m][s] for m in METHODS) for s in cluster.SCORES}
 
     def cell(m, s, digits):
         value = measured[m][s]

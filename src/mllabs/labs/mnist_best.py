@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mllabs.config import SCHEDULES, TrainConfig, option
+from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.data.augment import DigitBatches
 from mllabs.labs import _mnist
@@ -46,8 +46,8 @@ SUMMARY = (
 class Config(TrainConfig):
     epochs: int = option(15, "passes over the 60,000 training digits", min=1)
     batch_size: int = option(128, "digits per update", min=1)
-    optimizer: str = option("nesterov", "update rule", choices=(
-        "sgd", "momentum", "nesterov", "adam", "adamw"))
+    optimizer: str = option("nesterov", "update rule", choices=tuple(
+        o for o in OPTIMIZERS if o not in ("gd", "adagrad", "rmsprop")))
     lr: float = option(0.1, "peak learning rate of the schedule", gt=0.0)
     weight_decay: float = option(2e-4, "L2 penalty on the weights", min=0.0)
     schedule: str = option("onecycle", "learning-rate schedule", choices=SCHEDULES)
@@ -87,19 +87,13 @@ def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
 
 def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     rep = ctx.report
-    train_idx, val_idx = _mnist.split_validation(data, cfg.val_size, cfg.seed)
-    if cfg.train_size:
-        train_idx = train_idx[:cfg.train_size]
-    x_train = mnist.normalise(data.train_x[train_idx])
-    y_train = torch.from_numpy(data.train_y[train_idx].astype(np.int64))
-    x_test = mnist.normalise(data.test_x)
-    y_test = torch.from_numpy(data.test_y.astype(np.int64))
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = _mnist.splits(
+        data, cfg.val_size, cfg.train_size, cfg.seed)
     watched = {"test": (x_test, y_test)}
-    if len(val_idx):
-        watched["val"] = (mnist.normalise(data.train_x[val_idx]),
-                          torch.from_numpy(data.train_y[val_idx].astype(np.int64)))
+    if len(y_val):
+        watched["val"] = (x_val, y_val)
 
-    describe_recipe(cfg, data, len(train_idx), rep)
+    describe_recipe(cfg, data, len(y_train), rep)
 
     runs = []
     for k in range(cfg.seeds):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mllabs.config import SCHEDULES, TrainConfig, option
+from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.labs import _mnist
 from mllabs.models.cnn import ShallowCNN
@@ -30,8 +30,7 @@ SUMMARY = (
 class Config(TrainConfig):
     epochs: int = option(5, "at most this many passes (the stop rule may end sooner)", min=1)
     batch_size: int = option(64, "digits per update", min=1)
-    optimizer: str = option("momentum", "update rule (the handout: sgd)", choices=(
-        "gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
+    optimizer: str = option("momentum", "update rule (the handout: sgd)", choices=OPTIMIZERS)
     lr: float = option(0.01, "initial learning rate (the handout: 0.001)", gt=0.0)
     schedule: str = option("exponential", "learning-rate schedule", choices=SCHEDULES)
     gamma: float = option(0.9, "exponential schedule: factor per epoch", gt=0.0)
@@ -64,10 +63,8 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     rep = ctx.report
     look_at_the_data(data, rep, cfg.seed)
 
-    n = cfg.train_size or len(data.train_y)
-    x_train = mnist.normalise(data.train_x[:n])
-    y_train = torch.from_numpy(data.train_y[:n].astype(np.int64))
-    x_test, y_test = mnist.normalise(data.test_x), torch.from_numpy(data.test_y.astype(np.int64))
+    # the handout holds nothing out: the first train_size training digits (0: all), and the test set
+    (x_train, y_train), _, (x_test, y_test) = _mnist.splits(data, 0, cfg.train_size, cfg.seed)
 
     torch.manual_seed(cfg.seed)
     model = ShallowCNN(cfg.filters, cfg.hidden)

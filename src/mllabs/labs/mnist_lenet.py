@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from mllabs.config import SCHEDULES, TrainConfig, option
+from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.labs import _mnist
 from mllabs.models.lenet import LeNet5
@@ -34,8 +33,7 @@ SUMMARY = (
 class Config(TrainConfig):
     epochs: int = option(6, "passes over the training digits", min=1)
     batch_size: int = option(128, "digits per update", min=1)
-    optimizer: str = option("adam", "update rule", choices=(
-        "gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
+    optimizer: str = option("adam", "update rule", choices=OPTIMIZERS)
     lr: float = option(2e-3, "learning rate", gt=0.0)
     schedule: str = option("cosine", "learning-rate schedule", choices=SCHEDULES)
     activation: str = option("relu", "activation after each layer (sigmoid: the 1998 classic)",
@@ -74,20 +72,16 @@ def build(cfg: Config) -> LeNet5:
 
 def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     rep = ctx.report
-    train_idx, val_idx = _mnist.split_validation(data, cfg.val_size, cfg.seed)
-    if cfg.train_size:
-        train_idx = train_idx[:cfg.train_size]
-    # step 3, map: scale to [0, 1], standardise with the training mean and std, pad to 32×32
-    x_train, x_val = (mnist.normalise(data.train_x[i], pad_to=32) for i in (train_idx, val_idx))
-    y_train, y_val = (torch.from_numpy(data.train_y[i].astype(np.int64)) for i in (train_idx, val_idx))
-    x_test = mnist.normalise(data.test_x, pad_to=32)
-    y_test = torch.from_numpy(data.test_y.astype(np.int64))
+    # validation digits held out; step 3, map: scale to [0, 1], standardise with the training
+    # mean and std, pad to 32×32
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = _mnist.splits(
+        data, cfg.val_size, cfg.train_size, cfg.seed, pad_to=32)
     rep.section("Data pipeline", "The handout's five steps, and where each happens here.")
     rep.table([
         {"step": "load", "what": "read the IDX files (sha256-checked)",
          "result": f"{len(data.train_y):,} + {len(data.test_y):,} digits, 28×28 uint8"},
         {"step": "shuffle", "what": "a new seeded permutation of the training digits every epoch",
-         "result": f"{len(train_idx):,} training, {len(val_idx):,} held out for validation"},
+         "result": f"{len(y_train):,} training, {len(y_val):,} held out for validation"},
         {"step": "map", "what": f"÷255, −{mnist.MEAN}, ÷{mnist.STD}, pad 2 px to 32×32",
          "result": "×".join(map(str, x_train.shape)) + " float32"},
         {"step": "batch", "what": "slices of the permutation", "result": f"{cfg.batch_size} digits"},
@@ -99,7 +93,7 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     rep.section("Model", f"LeNet-5 with {cfg.activation} activations and max pooling (its "
                 "layers, shapes and operation counts are at the end of the report).")
 
-    val = (x_val, y_val) if len(val_idx) else None
+    val = (x_val, y_val) if len(y_val) else None
     result = ctx.fit(model, (x_train, y_train), cfg, loss_fn=cross_entropy, metrics={"accuracy": accuracy},
                      val=val, also={"test": (x_test, y_test)},
                      checkpoint_dir=ctx.run.checkpoints, keep_last=cfg.keep_last,
@@ -111,7 +105,7 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
 
     rep.section("Training", f"{cfg.optimizer}, learning rate {cfg.lr:g} ({cfg.schedule}), batch "
                 f"{cfg.batch_size}, {len(result.history)} epochs in {result.seconds:.1f} s "
-                f"({len(train_idx) * len(result.history) / result.seconds:,.0f} digits/s). The "
+                f"({len(y_train) * len(result.history) / result.seconds:,.0f} digits/s). The "
                 f"weights kept are those of epoch {result.best_epoch}, the best on the held-out "
                 "validation digits; the test digits were only measured, never used to choose.")
     epochs = [r["epoch"] for r in result.history]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mllabs.config import SCHEDULES, TrainConfig, option
+from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.labs import _mnist
 from mllabs.models.mlp import MLP
@@ -32,7 +32,6 @@ SUMMARY = (
     "learning rate, chosen on held-out training digits, so the comparison is between tuned "
     "optimizers rather than between one lucky run each.")
 
-ALL_OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 NAMES = {"gd": "gradient descent (full batch)", "sgd": "SGD", "momentum": "momentum",
          "nesterov": "Nesterov", "adagrad": "Adagrad", "rmsprop": "RMSProp", "adam": "Adam",
          "adamw": "AdamW"}
@@ -49,8 +48,7 @@ class Config(TrainConfig):
     hidden: tuple[int, ...] = option((256,), "hidden layer widths of the 784 → … → 10 network", min=1)
     schedule: str = option("cosine", "learning-rate schedule, the same for every optimizer",
                            choices=SCHEDULES)
-    optimizers: tuple[str, ...] = option(ALL_OPTIMIZERS, "optimizers to compare",
-                                         choices=ALL_OPTIMIZERS)
+    optimizers: tuple[str, ...] = option(OPTIMIZERS, "optimizers to compare", choices=OPTIMIZERS)
     lrs: tuple[float, ...] = option((1e-1, 1e-2, 1e-3, 1e-4), "learning-rate grid", gt=0.0)
     seeds: int = option(3, "seeds per optimizer and learning rate", min=1)
     adamw_decay: float = option(0.01, "AdamW's decoupled weight decay (torch's default; at 0 AdamW "
@@ -79,15 +77,10 @@ def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
 
 def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     rep = ctx.report
-    train_idx, val_idx = _mnist.split_validation(data, cfg.val_size, cfg.seed)
-    if cfg.train_size:
-        train_idx = train_idx[:cfg.train_size]
-    x_train, x_val, x_test = (mnist.normalise(a) for a in
-                              (data.train_x[train_idx], data.train_x[val_idx], data.test_x))
-    y_train, y_val, y_test = (torch.from_numpy(a.astype(np.int64)) for a in
-                              (data.train_y[train_idx], data.train_y[val_idx], data.test_y))
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = _mnist.splits(
+        data, cfg.val_size, cfg.train_size, cfg.seed)
     rep.section("Setup", f"Network 784 → {' → '.join(map(str, cfg.hidden))} → 10 (ReLU), the same "
-                f"for every optimizer. {len(train_idx):,} training digits, {len(val_idx):,} held out "
+                f"for every optimizer. {len(y_train):,} training digits, {len(y_val):,} held out "
                 f"to choose the learning rate, the 10,000 test digits read only to report. Every run: "
                 f"{cfg.epochs} epochs, batch {cfg.batch_size} (gradient descent: all digits per "
                 f"update, so {cfg.epochs} updates in all), cross-entropy loss, {cfg.schedule} learning-rate "

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mllabs.config import SCHEDULES, TrainConfig, option
+from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.errors import UserError
 from mllabs.labs import _mnist
@@ -63,7 +63,7 @@ class Config(TrainConfig):
     epochs: int = option(40, "passes over the training digits", min=1)
     batch_size: int = option(64, "digits per update", min=1)
     optimizer: str = option("momentum", "update rule (adamw decouples the decay from the gradient)",
-                            choices=("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
+                            choices=tuple(o for o in OPTIMIZERS if o != "gd"))
     lr: float = option(0.01, "learning rate", gt=0.0)
     schedule: str = option("constant", "learning-rate schedule", choices=SCHEDULES)
     train_size: int = option(3000, "training digits (few, so that the network can memorise them)",
@@ -100,18 +100,14 @@ def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
 
 def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     rep = ctx.report
-    train_idx, val_idx = _mnist.split_validation(data, cfg.val_size, cfg.seed)
-    train_idx = train_idx[:cfg.train_size]
-    x_train, x_val, x_test = (mnist.normalise(a) for a in
-                              (data.train_x[train_idx], data.train_x[val_idx], data.test_x))
-    y_train, y_val, y_test = (torch.from_numpy(a.astype(np.int64)) for a in
-                              (data.train_y[train_idx], data.train_y[val_idx], data.test_y))
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = _mnist.splits(
+        data, cfg.val_size, cfg.train_size, cfg.seed)
     loss_fn, loss_name = LOSS_FUNCTIONS[cfg.loss], LOSS_NAMES[cfg.loss]
     parameters = sum(p.numel() for p in MLP(784, cfg.hidden, 10).parameters())
     lenet = sum(p.numel() for p in LeNet5().parameters())
     rep.section("Setup", (
         f"Network 784 → {' → '.join(map(str, cfg.hidden))} → 10 with ReLU, {parameters:,} parameters, "
-        f"trained on only {len(train_idx):,} digits: a fully connected network has no notion that "
+        f"trained on only {len(y_train):,} digits: a fully connected network has no notion that "
         "neighbouring pixels belong together and far more weights than training digits, so it can "
         "fit them all by heart within a few epochs (LeNet-5, which shares a few convolution weights "
         f"across the whole image, gets by with {lenet:,}). "
@@ -123,7 +119,7 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
         + ("decoupled (AdamW shrinks each weight by lr·λ every step)" if cfg.optimizer == "adamw" else
            "λ·w is added to each gradient, the gradient of the penalty λ/2·‖w‖²")
         + ", on every weight and bias. The losses reported are the data loss alone, without the "
-        f"penalty, so they compare across λ. {len(val_idx):,} held-out training digits choose λ; "
+        f"penalty, so they compare across λ. {len(y_val):,} held-out training digits choose λ; "
         "the 10,000 test digits are only measured."))
 
     results: dict[float, list[dict]] = {}

@@ -218,6 +218,22 @@ def _size_line(axis: str, size: int, kernel: int, stride: int, padding: int, out
     return f"  {axis}_out = ({axis} + 2p − k)/s + 1 = {inner} + 1 = {out}"
 
 
+def _sliding(h: int, w: int, kernel: tuple[int, int], stride: tuple[int, int],
+             padding: tuple[int, int]) -> tuple[int, int, list[str]]:
+    """Output height and width of a window sliding over an H×W input (convolution or pooling),
+    and the lines of the working that derive them."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    ho = output_size(h, kh, sh, ph, "height")
+    wo = output_size(w, kw, sw, pw, "width")
+    return ho, wo, ["output size", _size_line("H", h, kh, sh, ph, ho),
+                    _size_line("W", w, kw, sw, pw, wo)]
+
+
+def _pair_text(a: int, b: int) -> str:
+    """A stride or padding as given: one number when height and width agree."""
+    return f"{a}" if a == b else f"{a},{b}"
+
+
 def conv2d(input_shape: tuple[int, ...], out_channels: int, kernel: tuple[int, int],
            stride: tuple[int, int] = (1, 1), padding: tuple[int, int] = (0, 0), groups: int = 1,
            bias: bool = True) -> Arithmetic:
@@ -232,25 +248,20 @@ def conv2d(input_shape: tuple[int, ...], out_channels: int, kernel: tuple[int, i
         raise UserError(f"groups={groups} must divide both the input channels ({c}) and "
                         f"--out-channels ({out_channels})")
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    ho = output_size(h, kh, sh, ph, "height")
-    wo = output_size(w, kw, sw, pw, "width")
+    ho, wo, size_lines = _sliding(h, w, kernel, stride, padding)
     length = c // groups * kh * kw
     per = dot_product(length, bias)
     outputs = n * out_channels * ho * wo
     params = out_channels * length + (out_channels if bias else 0)
     cin = f"{c}" if groups == 1 else f"({c}/{groups})"
-    stride_text = f"{sh}" if sh == sw else f"{sh},{sw}"
-    pad_text = f"{ph}" if ph == pw else f"{ph},{pw}"
     grouped = f", groups {groups}" if groups > 1 else ""
     bias_add = f", + 1 for the bias = {per.additions}" if bias else f" (no bias) = {per.additions}"
     bias_params = (" + C_out biases", f" + {out_channels}") if bias else ("", "")
     working = [
         f"convolution: input {_shape(input_shape)} (N×C×H×W), {out_channels} filters of "
-        f"{c // groups}×{kh}×{kw}, stride {stride_text}, padding {pad_text}{grouped}, "
-        f"bias {'on' if bias else 'off'}",
-        "output size",
-        _size_line("H", h, kh, sh, ph, ho),
-        _size_line("W", w, kw, sw, pw, wo),
+        f"{c // groups}×{kh}×{kw}, stride {_pair_text(sh, sw)}, padding {_pair_text(ph, pw)}"
+        f"{grouped}, bias {'on' if bias else 'off'}",
+        *size_lines,
         f"  output = N×C_out×H_out×W_out = {_shape((n, out_channels, ho, wo))}",
         "per output element",
         f"  multiplications  C_in/groups·k_h·k_w = {cin}·{kh}·{kw} = {length}",
@@ -312,8 +323,7 @@ def pool2d(input_shape: tuple[int, ...], kernel: tuple[int, int],
                             "would see padding only")
     n, c, h, w = input_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    ho = output_size(h, kh, sh, ph, "height")
-    wo = output_size(w, kw, sw, pw, "width")
+    ho, wo, size_lines = _sliding(h, w, kernel, stride, padding)
     window = kh * kw
     per = pool_window(window, kind)
     outputs = n * c * ho * wo
@@ -322,14 +332,10 @@ def pool2d(input_shape: tuple[int, ...], kernel: tuple[int, int],
     else:  # sum the window, then scale by 1/window
         what = [f"  multiplications  1 (× 1/{window})",
                 f"  additions        window − 1 = {window} − 1 = {window - 1}"]
-    stride_text = f"{sh}" if sh == sw else f"{sh},{sw}"
-    pad_text = f"{ph}" if ph == pw else f"{ph},{pw}"
     working = [
         f"{kind} pooling: input {_shape(input_shape)} (N×C×H×W), window {kh}×{kw}, "
-        f"stride {stride_text}, padding {pad_text}",
-        "output size",
-        _size_line("H", h, kh, sh, ph, ho),
-        _size_line("W", w, kw, sw, pw, wo),
+        f"stride {_pair_text(sh, sw)}, padding {_pair_text(ph, pw)}",
+        *size_lines,
         f"  output = N×C×H_out×W_out = {_shape((n, c, ho, wo))}",
         "per output element",
         *what,

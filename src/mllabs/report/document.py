@@ -14,7 +14,8 @@ from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
 
-from mllabs.runs import Run, atomic_write_bytes, write_json
+from mllabs.files import atomic_write_bytes, write_json
+from mllabs.runs import Run
 
 
 def format_cell(value: Any) -> str:

@@ -13,7 +13,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from mllabs.errors import UserError
-from mllabs.runs import atomic_write_text, read_json
+from mllabs.files import atomic_write_text, read_json
 
 _env = jinja2.Environment(
     loader=jinja2.FunctionLoader(
