@@ -16,6 +16,7 @@ from mllabs.data import dataset_dir
 from mllabs.data.images import load_image
 from mllabs.errors import DataError, UserError
 from mllabs.models import efficientnet as E
+from mllabs.models.gradcam import cam_layer, grad_cam
 
 N_DAISIES = 40
 # Measured at 224 px on the first 40 daisy photos by name (see the MEAN/STD comment in
@@ -108,6 +109,9 @@ def test_features_are_the_classifiers_input():
         assert features.shape == (2, E.FEATURE_DIM)
         assert torch.allclose(model(x), model._fc(features), atol=1e-5)
         assert model.feature_map(x).shape == (2, E.FEATURE_DIM, 5, 5)  # 160 / 32
+    # Grad-CAM looks at the head's activation (the map the features are pooled from)
+    assert cam_layer(model) is model.head_act
+    assert grad_cam(model, cam_layer(model), x).shape == (2, 160, 160)
 
 
 def test_conventions_of_the_tensorflow_original():

@@ -172,6 +172,8 @@ class EfficientNetLite(nn.Module):
         self._conv_head = nn.Conv2d(cin, HEAD, 1, bias=False)
         self._bn1 = _bn(HEAD)
         self.act = nn.ReLU6(inplace=True)
+        # the head's activation is a module of its own (called once), so Grad-CAM can hook it
+        self.head_act = nn.ReLU6()
         self._avg_pooling = nn.AdaptiveAvgPool2d(1)
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(HEAD, num_classes)
@@ -194,13 +196,13 @@ class EfficientNetLite(nn.Module):
 
     @property
     def cam_layer(self) -> nn.Module:
-        """The layer Grad-CAM looks at: the head's batch norm (the last feature map before pooling)."""
-        return self._bn1
+        """The layer Grad-CAM looks at: the head's activation, the last feature map before pooling."""
+        return self.head_act
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self._bn0(self._conv_stem(x)))
         x = self._blocks(x)
-        return self.act(self._bn1(self._conv_head(x)))
+        return self.head_act(self._bn1(self._conv_head(x)))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled (N, 1280) features a linear probe trains on."""
