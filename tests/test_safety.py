@@ -14,13 +14,14 @@ from conftest import run_cli
 from torch import nn
 
 from mllabs import runs, train
+from mllabs.checkpoints import load_checkpoint, load_weights, save_checkpoint
 from mllabs.config import TrainConfig
 from mllabs.errors import DataError, UserError
 from mllabs.labs import _mnist
 from mllabs.models.lenet import LeNet5
 from mllabs.models.mlp import MLP
 from mllabs.runs import Run, atomic_write_bytes, inside
-from mllabs.train import fit, load_checkpoint, load_weights, save_checkpoint, session
+from mllabs.train import fit, session
 
 
 class Planted:
