@@ -52,7 +52,7 @@ def finished_mnist_run(folder: Path) -> Path:
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"lab": "mnist-lenet", "profile": "quick"}))
     (folder / "metrics.json").write_text(json.dumps({"lab": "mnist-lenet", "status": "completed"}))
-    _mnist.save_classifier(folder, LeNet5("relu"), "lenet5", {"activation": "relu"}, pad_to=32)
+    _mnist.save_classifier(folder, "mnist-lenet", LeNet5("relu"), "lenet5", {"activation": "relu"}, pad_to=32)
     (folder / "digit.png").write_bytes(b"not needed: the checkpoint fails first")
     return folder
 

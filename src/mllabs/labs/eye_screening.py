@@ -274,7 +274,7 @@ def run(cfg: Config, data: Fundus, ctx) -> tuple[str, dict]:
                                    "looks at the lesions; heat on the black rim or the camera's "
                                    "marks means it has learned the photograph instead.")
     if status == "completed":
-        _photos.save_for_predict(ctx.run.path, cfg, photos, trained, positive=positive,
+        _photos.save_for_predict(ctx.run.path, NAME, cfg, photos, trained, positive=positive,
                                  lenet_activation=cfg.lenet_activation)
     return status, metrics
 
@@ -357,4 +357,4 @@ def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
                           image_size=spec["image_size"])
         return build(spec["architecture"], len(spec["classes"]))
 
-    return _photos.predict_photos(run_dir, inputs, make, top=2)
+    return _photos.predict_photos(run_dir, inputs, NAME, make, top=2)

@@ -97,7 +97,7 @@ def run(cfg: Config, photos: Photos, ctx) -> tuple[str, dict]:
                                    "learned the flower; one that looks at sky or leaves has "
                                    "learned the photo's background.")
     if status == "completed":
-        _photos.save_for_predict(ctx.run.path, cfg, photos, trained)
+        _photos.save_for_predict(ctx.run.path, NAME, cfg, photos, trained)
     return status, metrics
 
 
@@ -133,5 +133,5 @@ def comparison_text(trained: dict) -> str:
 
 def predict(run_dir: Path, inputs: list[Path], top: int = 3) -> list[dict]:
     """The top 3 species of each photo, by the network with the best validation accuracy."""
-    return _photos.predict_photos(run_dir, inputs,
+    return _photos.predict_photos(run_dir, inputs, NAME,
                                   lambda spec: build(spec["architecture"], len(spec["classes"])), top)
