@@ -24,6 +24,7 @@ from mllabs.data.images import ImageFolder, load_image
 from mllabs.errors import DataError
 from mllabs.models import count_macs
 from mllabs.models.gradcam import cam_layer, grad_cam, overlay
+from mllabs.models.resnet import load_pretrained
 from mllabs.report import figures
 from mllabs.report.classifier import describe_classifier
 from mllabs.train import fit, resolve_precision
@@ -148,6 +149,19 @@ def unnormalise(x: torch.Tensor) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- training
+
+def maker(network: Callable[[str, PhotoConfig, int], nn.Module], cfg: PhotoConfig, photos: Photos,
+          ctx) -> Callable[[str], nn.Module]:
+    """train_models' `make(name)`: the lab's `network(name, cfg, classes)`, a ResNet started from
+    ImageNet weights when cfg.pretrained (what was loaded goes to the log)."""
+    def make(name: str) -> nn.Module:
+        model = network(name, cfg, len(photos.classes))
+        if cfg.pretrained and name.startswith("resnet"):
+            ctx.log(str(load_pretrained(model, name)))
+        return model
+
+    return make
+
 
 def train_models(cfg: PhotoConfig, photos: Photos, ctx,
                  make: Callable[[str], nn.Module]) -> tuple[dict[str, dict], str]:
