@@ -22,7 +22,7 @@ def finished(tmp_path_factory):
 def test_run_directory_holds_everything(finished):
     out, run_dir = finished
     for name in ("config.json", "env.json", "history.csv", "metrics.json", "report.md",
-                 "report.html", "report.json", "preprocess.json", "checkpoints/model.pt"):
+                 "report.html", "report.json", "predict.json", "checkpoints/model.pt"):
         assert (run_dir / name).is_file(), name
     figures = {p.name for p in (run_dir / "figures").iterdir()}
     assert {"pairplot.png", "correlation.png", "training_curves.png", "true_vs_predicted.png",

@@ -148,7 +148,7 @@ def test_quick_profile_end_to_end(tmp_path, capsys):
             assert f"{model}.{key}" in m, f"{model}.{key}"
         assert m[f"{model}.test_rmse"] == pytest.approx(m[f"{model}.test_mse"] ** 0.5)
         assert m[f"{model}.lines_of_code"] > 0
-    for name in ("report.md", "report.html", "metrics.json", "history.csv", "preprocess.json",
+    for name in ("report.md", "report.html", "metrics.json", "history.csv", "predict.json",
                  "checkpoints/model.json", "figures/loss_curves.png", "figures/true_vs_predicted.png"):
         assert (run_dir / name).is_file(), name
     md = (run_dir / "report.md").read_text()
@@ -181,7 +181,7 @@ def test_predict_values_prints_a_price(default_run, capsys):
     text, price, *_ = line.split("\t")
     assert text == EXAMPLE and 5 < float(price) < 50 and "$1000s" in line
     # the same price computed here from the saved statistics and weights
-    prep = json.loads((run_dir / "preprocess.json").read_text())
+    prep = json.loads((run_dir / "predict.json").read_text())
     params = json.loads((run_dir / "checkpoints" / "model.json").read_text())["params"]
     x = (np.array(EXAMPLE.split(","), float) - prep["mean"]) / prep["scale"]
     assert float(price) == pytest.approx(x @ params["w"] + params["b"][0], abs=1e-3)

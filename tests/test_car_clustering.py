@@ -52,7 +52,7 @@ def finished(tmp_path_factory):
 def test_run_directory_holds_report_model_and_figures(finished):
     run_dir, result, _ = finished
     for name in ("config.json", "env.json", "metrics.json", "report.json", "report.md",
-                 "report.html", "labels.csv", "checkpoints/kmeans.json"):
+                 "report.html", "labels.csv", "predict.json"):
         assert (run_dir / name).is_file(), name
     figures = {p.name for p in (run_dir / "figures").iterdir()}
     expected = {"correlation.png", "choosing_k.png", "pca_centroid_methods.png", "pca_linkages.png",
@@ -169,7 +169,7 @@ def test_set_k_overrides_the_silhouette(tmp_path, capsys):
     assert result["metrics"]["k"] == 3
     labels = pd.read_csv(f"{result['run_dir']}/labels.csv")
     assert all(labels[m].nunique() == 3 for m in METHODS)
-    model = json.loads(Path(result["run_dir"], "checkpoints", "kmeans.json").read_text())
+    model = json.loads(Path(result["run_dir"], "predict.json").read_text())
     assert len(model["centroids"]) == 3 and len(model["profiles"]) == 3
 
 

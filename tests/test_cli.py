@@ -94,7 +94,7 @@ def test_predict_guards_the_users_files_and_damaged_runs(tmp_path, capsys):
     assert cars.read_text() == "cylinders\n4\n"
     # a checkpoint that is not a checkpoint at all is not called tampered with
     (run_dir / "checkpoints" / "model.pt").write_text("garbage\n")
-    (run_dir / "preprocess.json").write_text("{}")
+    (run_dir / "predict.json").write_text(json.dumps({"lab": "auto-mpg"}))
     assert run_cli("predict", run_dir, cars) == 2
     err = capsys.readouterr().err
     assert "model.pt is not a PyTorch checkpoint at all" in err

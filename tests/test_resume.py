@@ -21,7 +21,8 @@ from mllabs.config import TrainConfig
 from mllabs.errors import UserError
 from mllabs.runner import _sigterm_as_interrupt, execute
 from mllabs.session import OutOfTime, Session
-from mllabs.train import fit, load_checkpoint
+from mllabs.checkpoints import load_checkpoint
+from mllabs.train import fit
 
 
 def problem(n=192, seed=0):

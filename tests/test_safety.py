@@ -14,6 +14,7 @@ from conftest import run_cli
 from torch import nn
 
 from mllabs import files, memory
+from mllabs.checkpoints import load_checkpoint, load_weights, save_checkpoint
 from mllabs.config import TrainConfig
 from mllabs.errors import DataError, UserError
 from mllabs.labs import _mnist
@@ -22,7 +23,7 @@ from mllabs.models.mlp import MLP
 from mllabs.files import atomic_write_bytes, inside
 from mllabs.runs import Run
 from mllabs.session import Session
-from mllabs.train import fit, load_checkpoint, load_weights, save_checkpoint
+from mllabs.train import fit
 
 
 class Planted:
@@ -53,7 +54,7 @@ def finished_mnist_run(folder: Path) -> Path:
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"lab": "mnist-lenet", "profile": "quick"}))
     (folder / "metrics.json").write_text(json.dumps({"lab": "mnist-lenet", "status": "completed"}))
-    _mnist.save_classifier(folder, LeNet5("relu"), "lenet5", {"activation": "relu"}, pad_to=32)
+    _mnist.save_classifier(folder, "mnist-lenet", LeNet5("relu"), "lenet5", {"activation": "relu"}, pad_to=32)
     (folder / "digit.png").write_bytes(b"not needed: the checkpoint fails first")
     return folder
 

@@ -6,7 +6,8 @@ import torch
 from mllabs.config import TrainConfig
 from mllabs.errors import UserError
 from mllabs.models.mlp import MLP
-from mllabs.train import fit, load_checkpoint, predict
+from mllabs.checkpoints import load_checkpoint
+from mllabs.train import fit, predict
 
 
 def mse(out, y):

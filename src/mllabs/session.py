@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mllabs.checkpoints import load_checkpoint, save_checkpoint
 from mllabs.errors import UserError
 
 
@@ -60,8 +61,6 @@ class StateFile:
     saving: float = 0.0   # seconds spent saving so far
 
     def load(self) -> dict | None:
-        from mllabs.train import load_checkpoint
-
         if not self.path.exists():
             return None
         saved = load_checkpoint(self.path)
@@ -75,8 +74,6 @@ class StateFile:
         return self.saving <= self.share * training_seconds
 
     def save(self, weights: dict, state: dict) -> None:
-        from mllabs.train import save_checkpoint
-
         tick = time.perf_counter()
         save_checkpoint(self.path, weights, identity=self.identity, **state)
         self.saving += time.perf_counter() - tick

@@ -8,15 +8,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from mllabs import checkpoints
 from mllabs.data import mnist
 from mllabs.data.digits import prepare_digit
-from mllabs.errors import DataError, UserError
+from mllabs.errors import UserError
 from mllabs.models.cnn import DigitNet, ShallowCNN
 from mllabs.models.lenet import LeNet5
 from mllabs.models.mlp import MLP
 from mllabs.report.classifier import describe_classifier as report_classifier
-from mllabs.files import read_json, write_json
-from mllabs.train import load_checkpoint, predict as forward, save_checkpoint
+from mllabs.train import predict as forward
 
 ARCHITECTURES = {"mlp": MLP, "lenet5": LeNet5, "shallow_cnn": ShallowCNN, "digitnet": DigitNet}
 
@@ -66,36 +66,21 @@ def describe_classifier(rep, model: nn.Module, test_x: torch.Tensor, test_y: np.
 
 # ---------------------------------------------------------------------------- predict
 
-def save_classifier(run_dir: Path, model: nn.Module, architecture: str, options: dict,
+def save_classifier(run_dir: Path, lab: str, model: nn.Module, architecture: str, options: dict,
                     pad_to: int) -> None:
     """What predict needs: weights (tensors only) and how to rebuild and feed the network."""
-    save_checkpoint(run_dir / "checkpoints" / "model.pt", model.state_dict())
-    write_json(run_dir / "predict.json", {"architecture": architecture, "options": options,
-                                          "pad_to": pad_to, "classes": mnist.CLASSES})
+    checkpoints.save_for_predict(run_dir, lab, {"architecture": architecture, "options": options,
+                                                "pad_to": pad_to, "classes": mnist.CLASSES},
+                                 {"model": model.state_dict()})
 
 
-def load_classifier(run_dir: Path) -> tuple[nn.Module, dict]:
-    spec = read_json(Path(run_dir) / "predict.json")
-    model = ARCHITECTURES[spec["architecture"]](**spec["options"])
-    state = load_checkpoint(Path(run_dir) / "checkpoints" / "model.pt")
-    try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError) as exc:
-        raise DataError(f"{run_dir}/checkpoints/model.pt does not fit the {spec['architecture']} "
-                        f"network ({str(exc).splitlines()[0]}); re-run the lab") from None
-    return model.eval(), spec
-
-
-def predict_digits(run_dir: Path, inputs: list[Path], top: int = 3) -> list[dict]:
-    model, spec = load_classifier(run_dir)
+def predict_digits(run_dir: Path, inputs: list[Path], lab: str, top: int = 3) -> list[dict]:
+    spec = checkpoints.load_spec(run_dir, lab)
+    model = checkpoints.load_model(run_dir, spec,
+                                   lambda s: ARCHITECTURES[s["architecture"]](**s["options"]))
     digits = np.stack([prepare_digit(p) for p in inputs])  # every file checked before any output
     probs = torch.softmax(forward(model, mnist.normalise(digits, spec["pad_to"])), 1).numpy()
-    results = []
-    for path, p in zip(inputs, probs):
-        order = np.argsort(p)[::-1][:top]
-        results.append({"input": str(path), "prediction": spec["classes"][order[0]],
-                        "top": [{"label": spec["classes"][k], "probability": round(float(p[k]), 4)}
-                                for k in order]})
+    results = checkpoints.top_k(inputs, probs, spec["classes"], top)
     for result, digit in zip(results, digits):
         if not digit.any():  # mnist_style found nothing standing out from the background
             result["warning"] = "no digit found: the image looks blank, so this prediction means nothing"

@@ -17,16 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mllabs import checkpoints
 from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data.augment import MEAN, STD, PhotoBatches
 from mllabs.data.images import ImageFolder, load_image
 from mllabs.errors import DataError
 from mllabs.models import count_macs
 from mllabs.models.gradcam import cam_layer, grad_cam, overlay
+from mllabs.models.resnet import load_pretrained
 from mllabs.report import figures
 from mllabs.report.classifier import describe_classifier
-from mllabs.files import read_json, write_json
-from mllabs.train import load_checkpoint, save_checkpoint
 from mllabs.train import predict as forward
 
 
@@ -146,6 +146,19 @@ def unnormalise(x: torch.Tensor) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- training
+
+def maker(network: Callable[[str, PhotoConfig, int], nn.Module], cfg: PhotoConfig, photos: Photos,
+          ctx) -> Callable[[str], nn.Module]:
+    """train_models' `make(name)`: the lab's `network(name, cfg, classes)`, a ResNet started from
+    ImageNet weights when cfg.pretrained (what was loaded goes to the log)."""
+    def make(name: str) -> nn.Module:
+        model = network(name, cfg, len(photos.classes))
+        if cfg.pretrained and name.startswith("resnet"):
+            ctx.log(str(load_pretrained(model, name)))
+        return model
+
+    return make
+
 
 def train_models(cfg: PhotoConfig, photos: Photos, ctx,
                  make: Callable[[str], nn.Module]) -> tuple[dict[str, dict], str]:
@@ -288,39 +301,24 @@ def describe_attention(cfg: PhotoConfig, photos: Photos, trained: dict, rep, mea
 
 # ---------------------------------------------------------------------------- predict
 
-def save_for_predict(run_dir: Path, cfg: PhotoConfig, photos: Photos, trained: dict, **extra) -> None:
+def save_for_predict(run_dir: Path, lab: str, cfg: PhotoConfig, photos: Photos, trained: dict,
+                     **extra) -> None:
     """predict uses the model with the best validation accuracy (chosen without the test set);
     `extra` goes into predict.json beside its architecture, classes and image size."""
     chosen = max(trained, key=lambda n: trained[n]["val_accuracy"])
-    save_checkpoint(run_dir / "checkpoints" / "model.pt", trained[chosen]["model"].state_dict())
-    write_json(run_dir / "predict.json", {"architecture": chosen, "classes": photos.classes,
-                                          "image_size": cfg.image_size, **extra})
+    checkpoints.save_for_predict(run_dir, lab, {"architecture": chosen, "classes": photos.classes,
+                                                "image_size": cfg.image_size, **extra},
+                                 {"model": trained[chosen]["model"].state_dict()})
 
 
-def load_for_predict(run_dir: Path, make: Callable[[dict], nn.Module]) -> tuple[nn.Module, dict]:
-    """The saved network and predict.json; `make(spec)` builds the empty network."""
-    spec = read_json(Path(run_dir) / "predict.json")
-    model = make(spec)
-    try:
-        model.load_state_dict(load_checkpoint(Path(run_dir) / "checkpoints" / "model.pt")["model"])
-    except (RuntimeError, KeyError) as exc:
-        raise DataError(f"{run_dir}/checkpoints/model.pt does not fit {spec['architecture']} "
-                        f"({str(exc).splitlines()[0]}); re-run the lab") from None
-    return model.eval(), spec
-
-
-def predict_photos(run_dir: Path, inputs: list[Path], make: Callable[[dict], nn.Module],
+def predict_photos(run_dir: Path, inputs: list[Path], lab: str, build: Callable[[dict], nn.Module],
                    top: int = 3) -> list[dict]:
-    """The `top` classes of each photo with their probabilities."""
-    model, spec = load_for_predict(run_dir, make)
+    """The `top` classes of each photo with their probabilities; `build(spec)` makes the empty
+    network named in predict.json."""
+    spec = checkpoints.load_spec(run_dir, lab)
+    model = checkpoints.load_model(run_dir, spec, build)
     size = spec["image_size"]
     photos = np.stack([load_image(p, size) for p in inputs])  # every file checked before any output
     batches = PhotoBatches(size, augment=False)
     probs = torch.softmax(forward(model, torch.from_numpy(photos), transform=batches), 1).numpy()
-    results = []
-    for path, p in zip(inputs, probs):
-        order = np.argsort(p)[::-1][:top]
-        results.append({"input": str(path), "prediction": spec["classes"][order[0]],
-                        "top": [{"label": spec["classes"][k], "probability": round(float(p[k]), 4)}
-                                for k in order]})
-    return results
+    return checkpoints.top_k(inputs, probs, spec["classes"], top)

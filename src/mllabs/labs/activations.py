@@ -139,7 +139,7 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
 
     # predict uses the run with the best accuracy on the held-out digits, whatever its activation
     act, best = max(((a, r) for a, rs in done.items() for r in rs), key=lambda p: p[1]["val"]["accuracy"])
-    _mnist.save_classifier(ctx.run.path, best["model"], "lenet5", {"activation": act}, pad_to=32)
+    _mnist.save_classifier(ctx.run.path, NAME, best["model"], "lenet5", {"activation": act}, pad_to=32)
     rep.section("Predict", f"`mllabs predict RUN_DIR digit.png ...` reads your own digit images with "
                 f"the {LABELS[act]} network of seed {best['seed']}, the best on the held-out digits "
                 f"({best['val']['accuracy']:.4f}).")
@@ -334,4 +334,4 @@ def shared_y(fig, rows: int = 1) -> None:
 
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
-    return _mnist.predict_digits(run_dir, inputs)
+    return _mnist.predict_digits(run_dir, inputs, NAME)

@@ -17,15 +17,16 @@ import pandas as pd
 import torch
 from torch import nn
 
+from mllabs import checkpoints
 from mllabs import data as datasets
+from mllabs.checkpoints import save_checkpoint
 from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data.tabular import numeric_column, read_csv, read_whitespace
 from mllabs.errors import DataError
 from mllabs.models import ols
 from mllabs.models.mlp import MLP
 from mllabs.report import figures, mean_std
-from mllabs.files import read_json, write_json
-from mllabs.train import evaluate, load_checkpoint, predict as forward, save_checkpoint
+from mllabs.train import evaluate, predict as forward
 
 NAME = "auto-mpg"
 TITLE = "Auto MPG: fuel efficiency with a fully connected network"
@@ -358,11 +359,11 @@ def describe_results(runs, linear, target, chosen, x_test, y_test, metrics, rep)
 
 def save_for_predict(run_dir: Path, model: nn.Module, cfg: Config, p: Prepared, target: Target,
                      seed: int) -> None:
-    save_checkpoint(run_dir / "checkpoints" / "model.pt", model.state_dict(), seed=seed)
-    write_json(run_dir / "preprocess.json", {
+    checkpoints.save_for_predict(run_dir, NAME, {
         "features": FEATURES, "numeric": NUMERIC, "mean": p.mean.tolist(), "std": p.std.tolist(),
         "origins": ORIGINS, "hidden": list(cfg.hidden), "activation": cfg.activation,
-        "dropout": cfg.dropout, "target": dataclasses.asdict(target)})
+        "dropout": cfg.dropout, "target": dataclasses.asdict(target), "seed": seed},
+        {"model": model.state_dict()})
 
 
 def parse_origin(value, path, row: int) -> str:
@@ -376,20 +377,12 @@ def parse_origin(value, path, row: int) -> str:
 
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
-    prep = read_json(Path(run_dir) / "preprocess.json")
-    state = load_checkpoint(Path(run_dir) / "checkpoints" / "model.pt")
-    try:
-        model = build_model(prep["hidden"], prep["activation"], prep["dropout"])
+    prep = checkpoints.load_spec(run_dir, NAME)
+    model = checkpoints.load_model(
+        run_dir, prep, lambda s: build_model(s["hidden"], s["activation"], s["dropout"]))
+    with checkpoints.reading(run_dir, NAME):
         target, mean, std = Target(**prep["target"]), np.array(prep["mean"]), np.array(prep["std"])
         _ = prep["numeric"], prep["features"]  # present, or the file is damaged
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{run_dir}/preprocess.json is damaged ({type(exc).__name__}: {exc}); "
-                        "re-run `mllabs run auto-mpg`") from None
-    try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError) as exc:
-        raise DataError(f"{run_dir}/checkpoints/model.pt does not fit this lab's network "
-                        f"({str(exc).splitlines()[0]}); re-run `mllabs run auto-mpg`") from None
     results = []
     for path in inputs:
         frame = read_csv(path, required=prep["numeric"] + ["origin"], rename_snake=True)

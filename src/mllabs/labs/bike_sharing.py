@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from sklearn.ensemble import HistGradientBoostingRegressor
 
+from mllabs import checkpoints
 from mllabs import data as datasets
 from mllabs.config import OPTIMIZERS, TrainConfig, option
 from mllabs.data.tabular import read_csv
@@ -27,8 +28,8 @@ from mllabs.errors import DataError
 from mllabs.models import ols
 from mllabs.models.mlp import MLP
 from mllabs.report import figures
-from mllabs.files import atomic_write_bytes, atomic_write_text, read_json, write_json
-from mllabs.train import load_checkpoint, predict as forward, save_checkpoint
+from mllabs.files import atomic_write_bytes, atomic_write_text
+from mllabs.train import predict as forward
 
 NAME = "bike-sharing"
 TITLE = "Bike sharing: hourly and daily rental counts"
@@ -406,32 +407,32 @@ def write_result_txt(run_dir: Path, tables, results) -> None:
 
 def save_for_predict(run_dir: Path, cfg: Config, tables, results) -> None:
     model = cfg.predict_model
-    saved = {"model": model, "tables": {}}
+    saved, weights = {"model": model, "tables": {}}, {}
     for name, t in tables.items():
         r = results[name]
         saved["tables"][name] = {"encoding": t.encoding, "target": r["target"]}
         path = run_dir / "checkpoints" / f"{name}_{model}"
         if model in ("linear", "mlp"):
-            save_checkpoint(path.with_suffix(".pt"), r["models"][model].state_dict())
+            weights[path.name] = r["models"][model].state_dict()
             saved["tables"][name]["hidden"] = list(cfg.mlp_hidden) if model == "mlp" else []
         elif model == "ols":
             saved["tables"][name]["coef"] = r["models"]["ols"].tolist()
         else:  # sklearn's own format; only load runs you made yourself
             atomic_write_bytes(path.with_suffix(".pkl"), pickle.dumps(r["models"]["gbm"]))
-    write_json(run_dir / "preprocess.json", saved)
+    checkpoints.save_for_predict(run_dir, NAME, saved, weights)
 
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
     """Rows shaped like hour.csv (with `hr`) or day.csv (without); other columns are ignored."""
-    saved = read_json(run_dir / "preprocess.json")
-    model = saved["model"]
+    saved = checkpoints.load_spec(run_dir, NAME)
     results = []
     for path in inputs:
         head = read_csv(path)
         name = "hour" if "hr" in head.columns else "day"
-        info = saved["tables"][name]
-        enc = info["encoding"]
-        needed = enc["numeric"] + list(enc["categories"])
+        with checkpoints.reading(run_dir, NAME):
+            model, info = saved["model"], saved["tables"][name]
+            enc = info["encoding"]
+            needed = enc["numeric"] + list(enc["categories"])
         frame = read_csv(path, required=needed, numeric=needed)
         for column, values in enc["categories"].items():
             bad = ~frame[column].isin(values)
@@ -448,8 +449,8 @@ def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
             pred = np.hstack([x, np.ones((len(x), 1))]) @ np.array(info["coef"])
         else:
             x = encode(frame, enc)
-            net = MLP(x.shape[1], tuple(info["hidden"]), 1)
-            net.load_state_dict(load_checkpoint(stem.with_suffix(".pt"))["model"])
+            net = checkpoints.load_model(run_dir, saved, lambda _: MLP(x.shape[1], tuple(info["hidden"]), 1),
+                                         name=stem.name)
             z = forward(net, torch.from_numpy(x.astype(np.float32)))[:, 0].numpy()
             pred = z * info["target"]["std"] + info["target"]["mean"]
         results += [{"input": f"{path}:{i + 2}", "prediction": round(float(p), 1), "table": name}

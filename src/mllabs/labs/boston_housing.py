@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from mllabs import checkpoints
 from mllabs import data as datasets
 from mllabs.config import LabConfig, option
 from mllabs.data.tabular import numeric_column, read_csv, read_whitespace
@@ -460,29 +461,28 @@ def answer(results: dict, grad_rows: list[dict], n_train: int, batch_size: int) 
 
 def save_for_predict(run_dir: Path, linear: Linear, quadratic: Quadratic, p: Prepared,
                      cfg: Config) -> None:
-    write_json(run_dir / "preprocess.json", {
-        "features": FEATURES, "target": f"{TARGET} ($1000s)", "mean": p.mean.tolist(),
-        "scale": p.scale.tolist(), "normalise": "(x - mean) / scale, scale = max - min of training"})
+    """The NumPy networks' parameters as JSON in checkpoints/ (no torch file), then predict.json."""
     for name, model in (("model", linear), ("quadratic", quadratic)):
         write_json(run_dir / "checkpoints" / f"{name}.json", {
             "model": type(model).__name__.lower(), "seed": cfg.seed, "epochs": cfg.epochs,
             "params": {k: v.tolist() for k, v in model.params.items()}})
+    checkpoints.save_for_predict(run_dir, NAME, {
+        "features": FEATURES, "target": f"{TARGET} ($1000s)", "mean": p.mean.tolist(),
+        "scale": p.scale.tolist(), "normalise": "(x - mean) / scale, scale = max - min of training"})
 
 
 def load_linear(run_dir: Path) -> tuple[Linear, np.ndarray, np.ndarray]:
-    run_dir = Path(run_dir)
-    prep = read_json(run_dir / "preprocess.json")
-    saved = read_json(run_dir / "checkpoints" / "model.json")
-    try:
-        mean, scale = np.array(prep["mean"], float), np.array(prep["scale"], float)
+    spec = checkpoints.load_spec(run_dir, NAME)
+    with checkpoints.reading(run_dir, NAME):
+        mean, scale = np.array(spec["mean"], float), np.array(spec["scale"], float)
+        if not mean.shape == scale.shape == (len(FEATURES),):
+            raise ValueError(f"mean and scale of {len(FEATURES)} features expected")
+    saved = read_json(Path(run_dir) / "checkpoints" / "model.json")
+    with checkpoints.reading(run_dir, NAME, "checkpoints/model.json"):
         model = Linear(len(FEATURES), np.random.default_rng(0))
         model.params = {k: np.array(saved["params"][k], float) for k in ("w", "b")}
-        ok = mean.shape == scale.shape == model.params["w"].shape == (len(FEATURES),)
-    except (KeyError, TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise DataError(f"{run_dir}: preprocess.json or checkpoints/model.json is not this lab's "
-                        "network; re-run `mllabs run boston-housing`")
+        if model.params["w"].shape != (len(FEATURES),):
+            raise ValueError(f"{len(FEATURES)} weights expected")
     return model, mean, scale
 
 

@@ -22,13 +22,13 @@ from matplotlib.colors import to_hex
 from scipy.cluster import hierarchy
 from sklearn.decomposition import PCA
 
+from mllabs import checkpoints
 from mllabs import data as datasets
 from mllabs.config import LabConfig, option
 from mllabs.data.tabular import numeric_column, read_csv
 from mllabs.errors import DataError, UserError
 from mllabs.models import cluster
 from mllabs.report import figures
-from mllabs.files import read_json, write_json
 
 NAME = "car-clustering"
 TITLE = "Car clustering: segmenting 205 car models by their specifications"
@@ -601,21 +601,19 @@ def conclude(k: int, measured: dict, labels: dict, names, profiles: list[dict], 
 # ---------------------------------------------------------------------------- predict
 
 def save_model(run_dir: Path, p: Prepared, k: int, centroids: np.ndarray, profiles) -> None:
-    write_json(Path(run_dir) / "checkpoints" / "kmeans.json", {
+    """The K-Means centres and the standardisation, all in predict.json (no weights file)."""
+    checkpoints.save_for_predict(run_dir, NAME, {
         "k": k, "features": p.features, "mean": p.mean.tolist(), "std": p.std.tolist(),
         "centroids": centroids.tolist(), "profiles": profiles})
 
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
-    model = read_json(Path(run_dir) / "checkpoints" / "kmeans.json")
-    try:
+    model = checkpoints.load_spec(run_dir, NAME)
+    with checkpoints.reading(run_dir, NAME):
         features = list(model["features"])
         mean, std = np.array(model["mean"], float), np.array(model["std"], float)
         centroids = np.array(model["centroids"], float)
         segments = [prof["segment"] for prof in model["profiles"]]
-    except (KeyError, TypeError, ValueError):
-        raise UserError(f"{run_dir}/checkpoints/kmeans.json is not a car-clustering model; "
-                        "re-run `mllabs run car-clustering`") from None
     results = []
     for path in inputs:
         frame = read_csv(path)

@@ -27,7 +27,7 @@ from mllabs.errors import DataError, UserError
 from mllabs.labs import _photos
 from mllabs.labs._photos import PhotoConfig, Photos
 from mllabs.models.lenet import LeNet5
-from mllabs.models.resnet import MODELS, build, load_pretrained
+from mllabs.models.resnet import MODELS, build
 from mllabs.report import figures
 
 NAME = "eye-screening"
@@ -254,12 +254,7 @@ def run(cfg: Config, data: Fundus, ctx) -> tuple[str, dict]:
                 f"here it flags **{positive}** ({data.why_positive}) and passes {negative}.")
     _photos.describe_data(cfg, photos, rep, files="photos")
 
-    def make(name: str) -> nn.Module:
-        model = network(name, cfg, len(photos.classes))
-        if cfg.pretrained and name.startswith("resnet"):
-            ctx.log(str(load_pretrained(model, name)))
-        return model
-
+    make = _photos.maker(network, cfg, photos, ctx)
     trained, status = _photos.train_models(cfg, photos, ctx, make)
     test_y = photos.labels[photos.split["test"]]
     screening = {n: screening_numbers(t["probs"], test_y, data.positive) for n, t in trained.items()}
@@ -274,7 +269,7 @@ def run(cfg: Config, data: Fundus, ctx) -> tuple[str, dict]:
                                    "looks at the lesions; heat on the black rim or the camera's "
                                    "marks means it has learned the photograph instead.")
     if status == "completed":
-        _photos.save_for_predict(ctx.run.path, cfg, photos, trained, positive=positive,
+        _photos.save_for_predict(ctx.run.path, NAME, cfg, photos, trained, positive=positive,
                                  lenet_activation=cfg.lenet_activation)
     return status, metrics
 
@@ -357,4 +352,4 @@ def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
                           image_size=spec["image_size"])
         return build(spec["architecture"], len(spec["classes"]))
 
-    return _photos.predict_photos(run_dir, inputs, make, top=2)
+    return _photos.predict_photos(run_dir, inputs, NAME, make, top=2)

@@ -23,7 +23,7 @@ from mllabs.config import option
 from mllabs.data.images import cached_image_folder
 from mllabs.labs import _photos
 from mllabs.labs._photos import PhotoConfig, Photos
-from mllabs.models.resnet import MODELS, build, load_pretrained
+from mllabs.models.resnet import MODELS, build
 
 NAME = "flowers"
 TITLE = "Flowers: a plain CNN against a ResNet"
@@ -82,12 +82,7 @@ def run(cfg: Config, photos: Photos, ctx) -> tuple[str, dict]:
     rep = ctx.report
     _photos.describe_data(cfg, photos, rep)
 
-    def make(name: str) -> nn.Module:
-        model = network(name, cfg, len(photos.classes))
-        if cfg.pretrained and name.startswith("resnet"):
-            ctx.log(str(load_pretrained(model, name)))
-        return model
-
+    make = _photos.maker(network, cfg, photos, ctx)
     trained, status = _photos.train_models(cfg, photos, ctx, make)
     metrics = collect_metrics(trained)
     _photos.describe_comparison(cfg, trained, rep, comparison_text(trained))
@@ -97,7 +92,7 @@ def run(cfg: Config, photos: Photos, ctx) -> tuple[str, dict]:
                                    "learned the flower; one that looks at sky or leaves has "
                                    "learned the photo's background.")
     if status == "completed":
-        _photos.save_for_predict(ctx.run.path, cfg, photos, trained)
+        _photos.save_for_predict(ctx.run.path, NAME, cfg, photos, trained)
     return status, metrics
 
 
@@ -133,5 +128,5 @@ def comparison_text(trained: dict) -> str:
 
 def predict(run_dir: Path, inputs: list[Path], top: int = 3) -> list[dict]:
     """The top 3 species of each photo, by the network with the best validation accuracy."""
-    return _photos.predict_photos(run_dir, inputs,
+    return _photos.predict_photos(run_dir, inputs, NAME,
                                   lambda spec: build(spec["architecture"], len(spec["classes"])), top)

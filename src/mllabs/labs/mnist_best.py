@@ -125,7 +125,7 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     best = max(runs, key=lambda r: r["test_accuracy"])
     describe_seeds(cfg, runs, best, rep)
     found = _mnist.describe_classifier(rep, best["model"], x_test, data.test_y, data.test_x, cfg.seed)
-    _mnist.save_classifier(ctx.run.path, best["model"], "digitnet",
+    _mnist.save_classifier(ctx.run.path, NAME, best["model"], "digitnet",
                            {"widths": list(cfg.widths), "depth": cfg.depth, "dropout": cfg.dropout},
                            pad_to=28)
     rep.text(f"`mllabs predict RUN_DIR digit.png ...` reads your own digits with the best seed's "
@@ -198,4 +198,4 @@ def describe_seeds(cfg: Config, runs: list[dict], best: dict, rep) -> None:
 
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
-    return _mnist.predict_digits(run_dir, inputs)
+    return _mnist.predict_digits(run_dir, inputs, NAME)

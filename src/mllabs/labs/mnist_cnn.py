@@ -99,7 +99,7 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     rep.section("Results", f"Test accuracy {test['accuracy']:.4f}, training accuracy "
                 f"{train['accuracy']:.4f} (measured after training, on all training digits).")
     found = _mnist.describe_classifier(rep, model, x_test, data.test_y, data.test_x, cfg.seed)
-    _mnist.save_classifier(ctx.run.path, model, "shallow_cnn",
+    _mnist.save_classifier(ctx.run.path, NAME, model, "shallow_cnn",
                            {"filters": cfg.filters, "hidden": cfg.hidden}, pad_to=28)
     return result.status, {"test_accuracy": test["accuracy"], "train_accuracy": train["accuracy"],
                            "test_loss": test["loss"], "epochs_run": len(h),
@@ -134,4 +134,4 @@ def look_at_the_data(data: mnist.Mnist, rep, seed: int) -> None:
 
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
-    return _mnist.predict_digits(run_dir, inputs)
+    return _mnist.predict_digits(run_dir, inputs, NAME)

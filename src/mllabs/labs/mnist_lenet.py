@@ -124,7 +124,7 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     rep.section("Results", f"Test accuracy {test['accuracy']:.4f} ({100 * (1 - test['accuracy']):.2f} % "
                 "of the 10,000 test digits wrong), test loss " f"{test['loss']:.4f}.")
     found = _mnist.describe_classifier(rep, model, x_test, data.test_y, data.test_x, cfg.seed)
-    _mnist.save_classifier(ctx.run.path, model, "lenet5", {"activation": cfg.activation}, pad_to=32)
+    _mnist.save_classifier(ctx.run.path, NAME, model, "lenet5", {"activation": cfg.activation}, pad_to=32)
     rep.text("`mllabs predict RUN_DIR digit.png ...` classifies your own digit photos or drawings "
              "with this network (top 3 with probabilities).")
     return status, {"test_accuracy": test["accuracy"], "test_loss": test["loss"],
@@ -133,4 +133,4 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
 
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
-    return _mnist.predict_digits(run_dir, inputs)
+    return _mnist.predict_digits(run_dir, inputs, NAME)

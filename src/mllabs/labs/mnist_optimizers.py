@@ -126,7 +126,7 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
         # predict uses the winner's seed with the best validation accuracy
         winner = max(grid[(metrics["best_optimizer"], best[metrics["best_optimizer"]])],
                      key=lambda r: r["val"]["accuracy"])
-        _mnist.save_classifier(ctx.run.path, winner["model"], "mlp",
+        _mnist.save_classifier(ctx.run.path, NAME, winner["model"], "mlp",
                                {"in_features": 784, "hidden": list(cfg.hidden), "out_features": 10},
                                pad_to=28)
     return status, metrics
@@ -234,4 +234,4 @@ def verdict(ranking, cfg, updates: int) -> str:
 
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
-    return _mnist.predict_digits(run_dir, inputs)
+    return _mnist.predict_digits(run_dir, inputs, NAME)

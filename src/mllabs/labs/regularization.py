@@ -166,7 +166,7 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     chosen = max(done[best_wd], key=lambda r: r["val"]["accuracy"])
     if cfg.inspect:
         report_layers(chosen["model"], x_test[:cfg.batch_size], best_wd, rep, ctx)
-    _mnist.save_classifier(ctx.run.path, chosen["model"], "mlp",
+    _mnist.save_classifier(ctx.run.path, NAME, chosen["model"], "mlp",
                            {"in_features": 784, "hidden": list(cfg.hidden), "out_features": 10}, pad_to=28)
     rep.section("Predict", f"`mllabs predict RUN_DIR digit.png ...` reads your own digit images with "
                 f"the network trained with λ = {best_wd:g} (seed {chosen['seed']}).")
@@ -303,4 +303,4 @@ def report_layers(model: nn.Module, batch: torch.Tensor, wd: float, rep, ctx) ->
 
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
-    return _mnist.predict_digits(run_dir, inputs)
+    return _mnist.predict_digits(run_dir, inputs, NAME)
