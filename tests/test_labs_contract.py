@@ -62,3 +62,36 @@ def test_ctx_fit_fills_in_device_session_and_progress(tmp_path, capsys):
     assert (tmp_path / "fit-001.pt").exists()  # the session saved the state: it was passed on
     assert ctx.session.calls == 1 and ctx.session.histories[0][0] == "probe"
     assert capsys.readouterr().err == ""  # progress=False on the context silences fit
+
+
+def test_a_new_lab_is_one_module_and_one_registry_line(tmp_path, monkeypatch, capsys):
+    """docs/example_lab.py, registered with one line, runs end to end through the CLI: run,
+    summary, predict and report, with nothing else added anywhere."""
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    import mllabs.labs
+    from conftest import run_cli
+
+    source = Path(__file__).parent.parent / "docs" / "example_lab.py"
+    spec = importlib.util.spec_from_file_location("example_lab", source)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "example_lab", module)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(mllabs.labs.LABS, "example-line", "example_lab")  # the one registry line
+
+    assert isinstance(module, Lab)
+    assert run_cli("run", "example-line", "--profile", "default", "--json", "--out", tmp_path) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "completed"
+    assert abs(result["metrics"]["slope"] - 3) < 0.2 and abs(result["metrics"]["intercept"] - 1) < 0.2
+    run_dir = Path(result["run_dir"])
+    report = (run_dir / "report.md").read_text()
+    assert "The fit" in report and "The network, layer by layer" in report  # networks() → table
+    (tmp_path / "xs.csv").write_text("x\n0\n1\n")
+    assert run_cli("predict", run_dir, tmp_path / "xs.csv", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [round(r["prediction"]) for r in rows] == [1, 4]
+    assert run_cli("summary", "example-line") == 0 and "neuron" in capsys.readouterr().out
