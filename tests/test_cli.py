@@ -27,8 +27,18 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, args, fragment):
 
 def test_argparse_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
-        run_cli("run", "auto-mpg", "--profile", "huge")
+        run_cli("run", "auto-mpg", "--nproc", "two")
     assert exc.value.code == 2
+
+
+def test_an_unknown_profile_lists_the_labs_own(capsys, tmp_path):
+    assert run_cli("run", "auto-mpg", "--profile", "huge", "--out", tmp_path) == 2
+    assert "unknown profile 'huge'; choose one of: quick, default, full" in capsys.readouterr().err
+    assert run_cli("run", "flowers", "--profile", "huge", "--out", tmp_path) == 2
+    assert "quick, default, full, finetune" in capsys.readouterr().err
+    assert run_cli("config", "flowers", "--profile", "finetune") == 0
+    out = capsys.readouterr().out
+    assert "profiles: quick, default, full, finetune" in out and "resnet50" in out
 
 
 def test_data_verify_and_path(capsys, data_root):

@@ -60,9 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a lab (or `all`) and write its report",
                          description="Run a lab and write runs/<lab>/<stamp>-<id>/ with its report.")
     run.add_argument("lab", help="lab name (see `mllabs list`) or `all`")
-    run.add_argument("--profile", choices=PROFILES,
-                     help="quick: seconds, for smoke tests; default: the lab's real result on a "
-                          "CPU; full: the original handout's budget (default: default)")
+    run.add_argument("--profile", metavar="PROFILE",
+                     help=f"{'|'.join(PROFILES)} or one the lab adds (`mllabs config LAB` lists "
+                          "them). quick: seconds, for smoke tests; default: the lab's real result "
+                          "on a CPU; full: the original handout's budget (default: default)")
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value (repeatable); `mllabs config LAB` lists keys")
     run.add_argument("--seed", type=int, help="seed for python, numpy and torch")
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cfg = sub.add_parser("config", help="show a lab's config keys, types and profile values")
     cfg.add_argument("lab")
-    cfg.add_argument("--profile", default="default", choices=PROFILES)
+    cfg.add_argument("--profile", default="default", metavar="PROFILE")
 
     summ = sub.add_parser(
         "summary", help="a lab's network(s) layer by layer: shapes, parameters, operation counts",
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  mllabs summary mnist-cnn --profile quick --set filters=16",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     summ.add_argument("lab", help="lab name (see `mllabs list`)")
-    summ.add_argument("--profile", default="default", choices=PROFILES)
+    summ.add_argument("--profile", default="default", metavar="PROFILE")
     summ.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                       help="override a config value (repeatable)")
     summ.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -212,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "list-valued key separate the values with '/': hidden=64,64/128,128")
     sw.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds per cell (default: 1)")
     sw.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
-    sw.add_argument("--profile", default="default", choices=PROFILES)
+    sw.add_argument("--profile", default="default", metavar="PROFILE")
     sw.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="a config value shared by every cell (repeatable)")
     sw.add_argument("--jobs", type=int, metavar="N", help="cells at a time (default: cores / --threads)")
@@ -446,13 +447,14 @@ def cmd_report(args, argv) -> int:
 def cmd_config(args, argv) -> int:
     import typing
 
-    from mllabs.config import _type_name, build_config, field_specs
+    from mllabs.config import _type_name, build_config, field_specs, profile_names
     from mllabs.labs import get_lab
 
     lab = get_lab(args.lab)
     cfg = build_config(lab.Config, lab.PROFILES, args.profile)
     hints = typing.get_type_hints(lab.Config)
     print(f"{args.lab} — profile {args.profile}; change with --set KEY=VALUE")
+    print(f"  profiles: {', '.join(profile_names(lab.PROFILES))}")
     fields = field_specs(lab.Config)
     width = max(len(f.name) for f in fields)
     for f in fields:

@@ -152,11 +152,17 @@ def parse_sets(cls, pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def profile_names(profiles: dict[str, dict]) -> tuple[str, ...]:
+    """quick, default, full, and any profile a lab adds of its own (flowers: finetune)."""
+    return PROFILES + tuple(p for p in profiles if p not in PROFILES)
+
+
 def build_config(cls, profiles: dict[str, dict], profile: str = "default",
                  sets: list[str] | None = None, **overrides: Any):
     """Defaults, then the profile's values, then --set pairs, then explicit overrides (--seed ...)."""
-    if profile not in PROFILES:
-        raise UserError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+    if profile not in profile_names(profiles):
+        raise UserError(f"unknown profile {profile!r}; choose one of: "
+                        f"{', '.join(profile_names(profiles))}")
     values = dict(profiles.get(profile, {}))
     values.update(parse_sets(cls, sets or []))
     fields = {f.name: f for f in field_specs(cls)}

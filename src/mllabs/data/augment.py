@@ -24,8 +24,8 @@ def to_float(batch: torch.Tensor) -> torch.Tensor:
     return batch.permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def normalise(x: torch.Tensor) -> torch.Tensor:
-    return (x - MEAN.to(x.device)) / STD.to(x.device)
+def normalise(x: torch.Tensor, mean: torch.Tensor = MEAN, std: torch.Tensor = STD) -> torch.Tensor:
+    return (x - mean.to(x.device)) / std.to(x.device)
 
 
 def random_resized_crop(x: torch.Tensor, size: int, generator: torch.Generator,
@@ -111,15 +111,21 @@ class DigitBatches:
 
 @dataclass
 class PhotoBatches:
-    """fit()'s batch_transform for photos: augmented when training, plain resize otherwise."""
+    """fit()'s batch_transform for photos: augmented when training, plain resize otherwise.
+    `mean`/`std` (RGB, 0..1 scale) are what the network expects: ImageNet's by default, the
+    pretrained EfficientNet's own for it."""
 
     size: int
     augment: bool = True
     jitter: float = 0.2
     seed: int = 0
+    mean: tuple[float, float, float] = tuple(MEAN.flatten().tolist())
+    std: tuple[float, float, float] = tuple(STD.flatten().tolist())
 
     def __post_init__(self):
         self.generator = torch.Generator().manual_seed(self.seed)
+        self._mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        self._std = torch.tensor(self.std).view(1, 3, 1, 1)
 
     def __call__(self, batch: torch.Tensor, training: bool) -> torch.Tensor:
         x = to_float(batch)
@@ -132,4 +138,4 @@ class PhotoBatches:
                               align_corners=False)
         # channels-last (NHWC) is the layout CPU convolution kernels run fastest on: measured
         # 1.55× for the plain CNN's training step and 1.14× for ResNet-18's at 96 px
-        return normalise(x).contiguous(memory_format=torch.channels_last)
+        return normalise(x, self._mean, self._std).contiguous(memory_format=torch.channels_last)

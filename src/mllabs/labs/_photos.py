@@ -8,6 +8,7 @@ the prose of its report.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from mllabs.data.images import ImageFolder, load_image
 from mllabs.errors import DataError
 from mllabs.models import count_macs
 from mllabs.models.gradcam import cam_layer, grad_cam, overlay
-from mllabs.models.resnet import load_pretrained
+from mllabs.models.resnet import load_pretrained, weights_file
 from mllabs.report import figures
 from mllabs.report.classifier import describe_classifier
 from mllabs.train import predict as forward
@@ -88,6 +89,15 @@ def stratified_split(labels: np.ndarray, val: float, test: float, seed: int) -> 
         parts["val"].append(idx[n_test:n_test + n_val])
         parts["train"].append(idx[n_test + n_val:])
     return {k: np.sort(np.concatenate(v)) for k, v in parts.items()}
+
+
+def check_weights(cfg: PhotoConfig) -> None:
+    """With `pretrained`, every ResNet's ImageNet weights are found (or downloaded) and verified in
+    prepare, before the first network trains: offline, the run fails at once with what to do."""
+    if cfg.pretrained:
+        for name in model_names(cfg):
+            if name.startswith("resnet"):
+                weights_file(name)
 
 
 def check_fractions(cfg: PhotoConfig) -> None:
@@ -160,15 +170,8 @@ def maker(network: Callable[[str, PhotoConfig, int], nn.Module], cfg: PhotoConfi
     return make
 
 
-def train_models(cfg: PhotoConfig, photos: Photos, ctx,
-                 make: Callable[[str], nn.Module]) -> tuple[dict[str, dict], str]:
-    """Train every network of the config on the same split, augmentation and budget, each from
-    the same seed; `make(name)` builds one. Returns what each did (model, history, test
-    probabilities, size, time) and the run's status; history.csv gets every model's epochs."""
-    x = torch.from_numpy(photos.images)  # uint8; each batch is converted (and augmented) on its way in
-    y = torch.from_numpy(photos.labels.astype(np.int64))
-    sets = {k: (x[idx], y[idx]) for k, idx in photos.split.items()}
-    test_y = photos.labels[photos.split["test"]]
+def objective(cfg: PhotoConfig):
+    """The loss every photo network trains on (cross-entropy with label smoothing) and accuracy."""
     smoothing = cfg.label_smoothing
 
     def loss_fn(out, target):
@@ -177,10 +180,22 @@ def train_models(cfg: PhotoConfig, photos: Photos, ctx,
     def accuracy(out, target):
         return (out.argmax(1) == target).float().mean()
 
+    return loss_fn, accuracy
+
+
+def train_models(cfg: PhotoConfig, photos: Photos, ctx, make: Callable[[str], nn.Module],
+                 names: tuple[str, ...] | None = None) -> tuple[dict[str, dict], str]:
+    """Train every network of the config (or `names`) on the same split, augmentation and budget,
+    each from the same seed; `make(name)` builds one. Returns what each did (model, history, test
+    probabilities, size, time) and the run's status."""
+    x = torch.from_numpy(photos.images)  # uint8; each batch is converted (and augmented) on its way in
+    y = torch.from_numpy(photos.labels.astype(np.int64))
+    sets = {k: (x[idx], y[idx]) for k, idx in photos.split.items()}
+    loss_fn, accuracy = objective(cfg)
     autocast = ctx.autocast  # from cfg.precision: bfloat16 where the hardware computes it natively
     ctx.log(f"forward passes in {'bfloat16' if autocast else 'float32'} (precision={cfg.precision})")
     trained, status = {}, "completed"
-    for name in model_names(cfg):
+    for name in model_names(cfg) if names is None else names:
         torch.manual_seed(cfg.seed)
         model = make(name)
         model.to(memory_format=torch.channels_last)  # matches PhotoBatches' output layout
@@ -191,25 +206,43 @@ def train_models(cfg: PhotoConfig, photos: Photos, ctx,
                          label=name)
         probs = torch.softmax(forward(model, sets["test"][0], transform=batches, autocast=autocast),
                               1).cpu().numpy()
-        test_loss = float(F.cross_entropy(torch.from_numpy(np.log(np.clip(probs, 1e-12, 1))),
-                                          torch.from_numpy(test_y.astype(np.int64))))
-        epochs = len(result.history)
-        trained[name] = {
-            "model": model, "history": result.history, "probs": probs, "batches": batches,
-            "test_accuracy": float((probs.argmax(1) == test_y).mean()), "test_loss": test_loss,
-            "val_accuracy": max(r["val_accuracy"] for r in result.history),
-            "seconds_per_epoch": sum(r["seconds"] for r in result.history) / max(epochs, 1),
-            "params": sum(p.numel() for p in model.parameters()),
-            "macs": count_macs(model, (3, cfg.image_size, cfg.image_size)),
-            "best_epoch": result.best_epoch, "status": result.status,
-            "precision": "bf16" if autocast else "fp32"}
-        ctx.log(f"{name}: test accuracy {trained[name]['test_accuracy']:.3f}, "
-                f"{trained[name]['seconds_per_epoch']:.1f} s per epoch")
+        trained[name] = outcome(model, result, probs, photos, batches, autocast)
+        log_outcome(ctx, name, trained[name])
         if result.status != "completed":
             status = result.status
             break
-    ctx.run.write_history([{"model": n, **row} for n, t in trained.items() for row in t["history"]])
     return trained, status
+
+
+def log_outcome(ctx, name: str, t: dict) -> None:
+    ctx.log(f"{name}: test accuracy {t['test_accuracy']:.3f}, {t['seconds_per_epoch']:.1f} s per epoch")
+
+
+def write_history(run, trained: dict) -> None:
+    """history.csv: every model's epochs, one row each, named by model."""
+    run.write_history([{"model": n, **row} for n, t in trained.items() for row in t["history"]])
+
+
+def outcome(model: nn.Module, result, probs: np.ndarray, photos: Photos, batches: PhotoBatches,
+            autocast, extra_seconds: float = 0.0) -> dict:
+    """What the report and predict need of one trained network: its test probabilities and
+    accuracy, the best validation accuracy, size, operations and time (`extra_seconds`: work
+    outside its epochs, such as computing frozen features)."""
+    test_y = photos.labels[photos.split["test"]]
+    test_loss = float(F.cross_entropy(torch.from_numpy(np.log(np.clip(probs, 1e-12, 1))),
+                                      torch.from_numpy(test_y.astype(np.int64))))
+    epochs = len(result.history)
+    size = batches.size
+    return {"model": model, "history": result.history, "probs": probs, "batches": batches,
+            "test_accuracy": float((probs.argmax(1) == test_y).mean()), "test_loss": test_loss,
+            "val_accuracy": max(r["val_accuracy"] for r in result.history),
+            "seconds_per_epoch": sum(r["seconds"] for r in result.history) / max(epochs, 1),
+            "seconds": sum(r["seconds"] for r in result.history) + extra_seconds,
+            "epochs": epochs, "image_size": size,
+            "params": sum(p.numel() for p in model.parameters()),
+            "macs": count_macs(model, (3, size, size)),
+            "best_epoch": result.best_epoch, "status": result.status,
+            "precision": "bf16" if autocast else "fp32"}
 
 
 def model_metrics(trained: dict) -> dict:
@@ -226,15 +259,21 @@ def first_resnet(trained: dict) -> str | None:
 
 def describe_comparison(cfg: PhotoConfig, trained: dict, rep, text: str) -> None:
     """The models side by side: a table, the lab's `text` about it, curves on shared axes."""
-    rows = [{"model": n, "parameters": f"{t['params']:,}", "multiply-adds": f"{t['macs'] / 1e6:,.0f} M",
-             "test accuracy": f"{t['test_accuracy']:.3f}", "test loss": f"{t['test_loss']:.3f}",
-             "best epoch": t["best_epoch"], "seconds per epoch": f"{t['seconds_per_epoch']:.1f}"}
-            for n, t in trained.items()]
+    rows = []
+    for n, t in trained.items():
+        low, high = wilson_interval(t["test_accuracy"], len(t["probs"]))
+        rows.append({"model": n, "parameters": f"{t['params']:,}",
+                     "multiply-adds": f"{t['macs'] / 1e6:,.0f} M", "image size": f"{t['image_size']} px",
+                     "test accuracy": f"{t['test_accuracy']:.3f}",
+                     "95 % interval": f"{low:.3f}–{high:.3f}", "test loss": f"{t['test_loss']:.3f}",
+                     "epochs": t["epochs"], "best epoch": t["best_epoch"],
+                     "seconds per epoch": f"{t['seconds_per_epoch']:.1f}",
+                     "training seconds": f"{t['seconds']:.0f}"})
     rep.section("The models side by side", text)
     arithmetic = "bfloat16" if next(iter(trained.values()), {}).get("precision") == "bf16" else "float32"
-    rep.table(rows, f"Each model after {cfg.epochs} epochs at {cfg.image_size} px, forward passes in "
-              f"{arithmetic} (weights of the epoch with the lowest validation loss); multiply-adds for "
-              "one photo")
+    rep.table(rows, f"Each model with the weights of its epoch with the lowest validation loss, "
+              f"forward passes in {arithmetic}; multiply-adds for one photo; the interval is the "
+              "95 % Wilson interval of the test accuracy over the test photos")
     panels = {"accuracy": {}, "loss": {}}
     for n, t in trained.items():
         epochs = [r["epoch"] for r in t["history"]]
@@ -244,6 +283,15 @@ def describe_comparison(cfg: PhotoConfig, trained: dict, rep, text: str) -> None
     rep.figure(figures.curves(panels), "curves", "Accuracy and loss per epoch for every model on "
                "shared axes (training: running mean over the epoch, with augmentation; validation: "
                "exact, without)")
+
+
+def wilson_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson score interval of a proportion measured on n photos."""
+    if n == 0:
+        return 0.0, 1.0
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def comparison_text(trained: dict) -> str:
@@ -257,7 +305,7 @@ def comparison_text(trained: dict) -> str:
         text += (f", {100 * (b['test_accuracy'] - o['test_accuracy']):.1f} points above {other} "
                  f"({o['test_accuracy']:.1%}), with {b['params'] / o['params']:.2g}× the parameters, "
                  f"{b['macs'] / o['macs']:.2g}× the multiply-adds and "
-                 f"{b['seconds_per_epoch'] / o['seconds_per_epoch']:.2g}× the seconds per epoch")
+                 f"{b['seconds'] / max(o['seconds'], 1e-9):.2g}× the training time")
     return text + "."
 
 
@@ -306,8 +354,10 @@ def save_for_predict(run_dir: Path, lab: str, cfg: PhotoConfig, photos: Photos, 
     """predict uses the model with the best validation accuracy (chosen without the test set);
     `extra` goes into predict.json beside its architecture, classes and image size."""
     chosen = max(trained, key=lambda n: trained[n]["val_accuracy"])
+    batches = trained[chosen]["batches"]
     checkpoints.save_for_predict(run_dir, lab, {"architecture": chosen, "classes": photos.classes,
-                                                "image_size": cfg.image_size, **extra},
+                                                "image_size": batches.size, "mean": list(batches.mean),
+                                                "std": list(batches.std), **extra},
                                  {"model": trained[chosen]["model"].state_dict()})
 
 
@@ -319,6 +369,8 @@ def predict_photos(run_dir: Path, inputs: list[Path], lab: str, build: Callable[
     model = checkpoints.load_model(run_dir, spec, build)
     size = spec["image_size"]
     photos = np.stack([load_image(p, size) for p in inputs])  # every file checked before any output
-    batches = PhotoBatches(size, augment=False)
+    # runs made before predict.json held the normalisation used ImageNet's, PhotoBatches' default
+    stats = {k: tuple(spec[k]) for k in ("mean", "std") if k in spec}
+    batches = PhotoBatches(size, augment=False, **stats)
     probs = torch.softmax(forward(model, torch.from_numpy(photos), transform=batches), 1).numpy()
     return checkpoints.top_k(inputs, probs, spec["classes"], top)

@@ -221,6 +221,7 @@ def choose_positive(cfg: Config, classes: list[str]) -> tuple[int, str]:
 
 def prepare(cfg: Config, data_dir: Path | None) -> Fundus:
     _photos.check_fractions(cfg)
+    _photos.check_weights(cfg)
     source = find_photos(data_dir)
     with warnings.catch_warnings():  # warned again below, naming the user's folder
         warnings.simplefilter("ignore")
@@ -256,6 +257,7 @@ def run(cfg: Config, data: Fundus, ctx) -> tuple[str, dict]:
 
     make = _photos.maker(network, cfg, photos, ctx)
     trained, status = _photos.train_models(cfg, photos, ctx, make)
+    _photos.write_history(ctx.run, trained)
     test_y = photos.labels[photos.split["test"]]
     screening = {n: screening_numbers(t["probs"], test_y, data.positive) for n, t in trained.items()}
     metrics = collect_metrics(trained, screening, positive)

@@ -12,10 +12,11 @@ command multiplies by the batch):
   even where it hangs over the padding; adaptive windows are counted at their real sizes.
 - Batch norm at inference: the running statistics and the affine fold into one scale and one
   shift, so 1 multiplication and 1 addition per element.
-- ReLU: 1 comparison per element. Sigmoid, tanh, GELU, softmax and the like are not counted as
+- ReLU: 1 comparison per element; ReLU6 (EfficientNet-Lite): 2, one at 0 and one at 6. Sigmoid, tanh, GELU, softmax and the like are not counted as
   + or × (they are table look-ups or series, not a fixed number of either); the rows show 0.
-- Residual blocks (models/resnet.py): the shortcut addition counts 1 addition per output
-  element, in its own row just before the block's last ReLU.
+- Residual blocks (models/resnet.py, and EfficientNet's inverted residual blocks where they keep
+  the identity path): the shortcut addition counts 1 addition per output element, in its own row
+  just before the block's last ReLU (at the end of an inverted residual block, which has none).
 - Dropout, flatten and identity do no arithmetic at inference.
 """
 
@@ -33,7 +34,7 @@ CONVENTIONS = (
     "Counts are per sample at inference. A convolution output element costs C_in/groups·k_h·k_w "
     "multiplications and one addition fewer to sum them, plus one for the bias; a linear output "
     "the same with in_features. Batch norm: 1 × and 1 + per element (scale and shift folded). "
-    "ReLU: 1 comparison per element; max pooling: window − 1 comparisons per output; average "
+    "ReLU: 1 comparison per element (ReLU6: 2); max pooling: window − 1 comparisons per output; average "
     "pooling: window − 1 additions and 1 × per output. Residual blocks add 1 addition per "
     "output element for the shortcut. Sigmoid, tanh, GELU and softmax are not counted.")
 
@@ -112,13 +113,17 @@ def layer_counts(module: nn.Module, inputs: tuple, output: torch.Tensor) -> Coun
         return Counts(output.numel(), output.numel())
     if isinstance(module, nn.ReLU):
         return Counts(comparisons=output.numel())
+    if isinstance(module, nn.ReLU6):
+        return Counts(comparisons=2 * output.numel())
     return Counts()
 
 
 def _is_residual_block(module: nn.Module) -> bool:
+    from mllabs.models.efficientnet import MBConv
     from mllabs.models.resnet import BasicBlock  # Bottleneck derives from it
 
-    return isinstance(module, BasicBlock) and module.skip
+    return ((isinstance(module, BasicBlock) and module.skip)
+            or (isinstance(module, MBConv) and module.residual))
 
 
 def trace(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:

@@ -1,0 +1,105 @@
+"""flowers' ImageNet-pretrained arms on the real photos at a small size: the frozen features are
+computed once and cached, a linear classifier on them learns the species far above chance,
+fine-tuning starts from that classifier, and predict uses the pretrained network."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+
+SMALL = ["--profile", "quick", "--set", "models=cnn,lite0-frozen,lite0-tuned", "--set", "image_size=32",
+         "--set", "transfer_size=96", "--set", "limit=200", "--set", "epochs=1",
+         "--set", "probe_epochs=30", "--set", "tune_epochs=1", "--set", "cam_photos=1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("transfer")
+    before = os.environ.get("MLLABS_CACHE")
+    os.environ["MLLABS_CACHE"] = str(out / "cache")
+    try:
+        assert run_cli("run", "flowers", *SMALL, "--out", out / "first") == 0
+        # the frozen arm alone again: its features now come from the cache
+        assert run_cli("run", "flowers", *SMALL, "--set", "models=lite0-frozen", "--out", out / "second") == 0
+    finally:
+        if before is None:
+            os.environ.pop("MLLABS_CACHE")
+        else:
+            os.environ["MLLABS_CACHE"] = before
+    return [next((out / name / "flowers").iterdir()) for name in ("first", "second")], out / "cache"
+
+
+def test_pretrained_arms_are_compared_with_the_scratch_network(runs):
+    (run_dir, _), _ = runs
+    result = json.loads((run_dir / "metrics.json").read_text())
+    m = result["metrics"]
+    assert result["status"] == "completed"
+    # 200 photos, 140 to train on: ImageNet features make a linear classifier far better than
+    # chance (0.2) and than the CNN trained for one epoch at 32 px
+    assert m["lite0-frozen.test_accuracy"] > 0.6 > m["cnn.test_accuracy"]
+    assert m["pretrained.model"] in ("lite0-frozen", "lite0-tuned")
+    # 4.65 M with ImageNet's 1,000-class head, 3.38 M with a 5-class one
+    assert m["lite0-tuned.params"] == m["lite0-frozen.params"] > 3_000_000
+    md = (run_dir / "report.md").read_text()
+    assert "Pretraining: lite0-" in md and "95 % interval" in md
+    with open(run_dir / "history.csv") as fh:
+        models = {row["model"] for row in csv.DictReader(fh)}
+    assert models == {"cnn", "lite0-frozen", "lite0-tuned"}
+
+
+def test_features_are_cached_and_reused(runs):
+    (first, second), cache = runs
+    assert len(list((cache / "features").glob("lite0-96px-*.pt"))) == 2  # photos and mirrored
+    histories = []
+    for r in (first, second):
+        with open(r / "history.csv") as fh:
+            histories.append([{k: v for k, v in row.items() if k != "seconds"}
+                              for row in csv.DictReader(fh) if row["model"] == "lite0-frozen"])
+    assert histories[0] and histories[0] == histories[1]  # the same features, the same training
+
+
+def test_fine_tuning_starts_from_the_frozen_classifier(monkeypatch):
+    from mllabs.labs import _transfer
+
+    head = torch.nn.Linear(1280, 5)
+    model = _transfer.network(5)
+    model._fc.load_state_dict(head.state_dict())
+    assert torch.equal(model._fc.weight, head.weight)
+    x = torch.randint(0, 255, (2, 64, 64, 3), dtype=torch.uint8)
+    batches = _transfer.batches(64, False, 0)
+    # (pixel − 127) / 128: a mid-grey photo is about 0 for the pretrained network
+    grey = batches(torch.full((1, 8, 8, 3), 127, dtype=torch.uint8), False)
+    assert grey.abs().max() < 1e-6
+    assert batches(x, False).shape == (2, 3, 64, 64)
+
+
+def test_mirrored_features_are_the_features_of_mirrored_photos(tmp_path, monkeypatch):
+    from mllabs.labs import _transfer
+
+    monkeypatch.setenv("MLLABS_CACHE", str(tmp_path))
+    model = _transfer.network(5)
+    images = np.random.default_rng(0).integers(0, 255, (3, 48, 48, 3), dtype=np.uint8)
+    mirrored = _transfer.features(model, images, 48, mirror=True, log=lambda m: None)
+    direct = _transfer.features(model, np.ascontiguousarray(images[:, :, ::-1]), 48, log=lambda m: None)
+    assert torch.allclose(mirrored, direct) and mirrored.shape == (3, 1280)
+    assert not torch.allclose(mirrored, _transfer.features(model, images, 48, log=lambda m: None))
+
+
+def test_predict_uses_the_pretrained_network(runs, tmp_path, capsys):
+    (run_dir, _), _ = runs
+    spec = json.loads((run_dir / "predict.json").read_text())
+    from mllabs.data import dataset_dir
+
+    photo = sorted((dataset_dir("flowers", download=False) / "flower_photos" / "sunflowers").glob("*.jpg"))[0]
+    assert run_cli("predict", run_dir, photo, "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["prediction"] in spec["classes"] and len(rows[0]["top"]) == 3
+    if spec["architecture"].startswith("lite0"):
+        assert spec["image_size"] == 96 and spec["mean"][0] == pytest.approx(127 / 255)
