@@ -23,7 +23,7 @@ from torch import nn
 
 from mllabs import distributed
 from mllabs.checkpoints import _first_problem, save_checkpoint
-from mllabs.config import OPTIMIZERS, TrainConfig
+from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from mllabs.errors import UserError
 from mllabs.files import inside
 from mllabs.memory import warn_if_too_big
@@ -150,8 +150,8 @@ def make_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int = 1):
             cycle_momentum=cycle)
         per_update = True
     else:
-        raise UserError(f"unknown schedule {cfg.schedule!r}; choose constant, exponential, piecewise, "
-                        "cosine or onecycle")
+        raise UserError(f"unknown schedule {cfg.schedule!r}; choose {', '.join(SCHEDULES[:-1])} "
+                        f"or {SCHEDULES[-1]}")
     scheduler.per_update = per_update
     return scheduler
 
