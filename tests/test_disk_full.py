@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 def db_state(root: Path) -> tuple[str, dict[str, str]]:
-    with sqlite3.connect(root / rundb.DB_NAME) as conn:
+    with closing(sqlite3.connect(root / rundb.DB_NAME)) as conn:  # closed, so the tmpfs unmounts
         check = conn.execute("PRAGMA integrity_check").fetchone()[0]
         rows = dict(conn.execute("SELECT id, status FROM runs"))
     return check, rows
@@ -159,4 +160,5 @@ def test_a_real_full_disk_on_a_small_tmpfs(earlier, tmp_path, capsys):
                 assert rows[run.name] == "failed"
         assert not list(root.rglob("*.tmp"))
     finally:
-        subprocess.run(["umount", str(disk)], capture_output=True)
+        if subprocess.run(["umount", str(disk)], capture_output=True).returncode:
+            subprocess.run(["umount", "-l", str(disk)], capture_output=True)  # still busy: detach

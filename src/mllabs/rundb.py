@@ -186,8 +186,10 @@ def list_runs(root: Path, lab: str | None = None, where: dict[str, str] | None =
               sort: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Runs newest first, filtered by lab and KEY=VALUE pairs (row, metric or config keys);
     `sort` is a key, ascending, or KEY:desc."""
-    if not (Path(root) / DB_NAME).exists() and not any(Path(root).glob("*/*/config.json")):
-        return []
+    if not (Path(root) / DB_NAME).exists():
+        if not any(Path(root).glob("*/*/config.json")):
+            return []
+        reindex(root)  # runs made before the database existed (or with it deleted)
     with closing(connect(root)) as conn:
         query, args = "SELECT * FROM runs", []
         if lab:
@@ -199,6 +201,13 @@ def list_runs(root: Path, lab: str | None = None, where: dict[str, str] | None =
         key, _, order = sort.partition(":")
         if order not in ("", "asc", "desc"):
             raise UserError(f"--sort {sort!r}: write KEY, KEY:asc or KEY:desc")
+        if runs and not any(isinstance(_value(r, key), (int, float)) for r in runs):
+            # a misspelt key would leave the order as it was without a word
+            keys = sorted({k for r in runs for source in (r, r["metrics"], r["config"])
+                           for k, v in source.items() if isinstance(v, (int, float))
+                           and not isinstance(v, bool)})
+            raise UserError(f"--sort {key}: no listed run has a number for {key}; sort by one of: "
+                            f"{', '.join(keys)}")
         present = [r for r in runs if isinstance(_value(r, key), (int, float))]
         absent = [r for r in runs if r not in present]
         present.sort(key=lambda r: _value(r, key), reverse=order == "desc")
