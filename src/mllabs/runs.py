@@ -102,6 +102,8 @@ class Run:
             earlier = 0.0
         (path / "figures").mkdir(exist_ok=True)
         (path / "checkpoints").mkdir(exist_ok=True)
+        for stray in path.rglob(".*.tmp"):  # a write cut off by kill -9: never renamed into place
+            stray.unlink(missing_ok=True)
         return cls(path=path, lab=config.get("lab", path.parent.name), started=time.time() - earlier)
 
     @property
