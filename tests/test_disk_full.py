@@ -86,7 +86,7 @@ def test_an_injected_full_disk_is_one_line_and_loses_nothing(earlier, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert err.startswith("mllabs: error: no space left on device writing ") and \
-        f"free space on " in err and "or pass --out elsewhere" in err
+        "free space on " in err and "or pass --out elsewhere" in err
     monkeypatch.undo()
     runs = sorted((root / "boston-housing").iterdir())
     assert snapshot(first) == before  # the earlier run, byte for byte
