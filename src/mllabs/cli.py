@@ -431,7 +431,7 @@ def write_predictions_csv(path: Path, results: list[dict]) -> None:
         k for r in results for k in r if k not in ("input", "prediction", "top")))
     writer.writerow(columns)
     writer.writerows([[r.get(c, "") for c in columns] for r in results])
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, buf.getvalue(), hint="choose another --output")
 
 
 def cmd_report(args, argv) -> int:

@@ -2,8 +2,9 @@
 
 A lab's config is a dataclass. Field metadata may carry `help`, `choices`, `min` / `max`
 (inclusive bounds), `gt` / `lt` (exclusive bounds) and, for a comma-separated (tuple) field,
-`min_items` (default 1: an empty list of layers, optimizers or models is refused); values given with --set are parsed by the
-field's annotated type, so `--set epochs=ten` fails with a message that lists what is valid.
+`min_items` (default 1: an empty list of layers, optimizers or models is refused); values given
+with --set are parsed by the field's annotated type, so `--set epochs=ten` fails with a message
+that lists what is valid.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ class Lab(Protocol):
       UNUSED_KEYS = {key: why}   config keys the lab inherits (TrainConfig) but its run never
                           reads, because it sets them itself (mnist-optimizers tries every
                           optimizer in `optimizers`); `mllabs sweep` refuses them in --grid.
-                          tests/test_unused_keys.py checks each declaration against the run
+                          tests/test_sweep_labs.py checks each declaration against the source
     """
 
     NAME: str            # as on the command line, e.g. "auto-mpg"

@@ -56,9 +56,11 @@ class Config(TrainConfig):
     val_size: int = option(5000, "training digits held out to choose each learning rate", min=1)
     train_size: int = option(0, "use only this many training digits (0: all)", min=0)
 
+
 # TrainConfig's keys that each of the lab's runs replaces with its own value (see the grid above)
 UNUSED_KEYS = {"optimizer": "it trains every optimizer in `optimizers`",
                "lr": "it tries every learning rate in `lrs`"}
+
 
 PROFILES = {
     "quick": {"epochs": 1, "seeds": 1, "train_size": 2000, "val_size": 500,
