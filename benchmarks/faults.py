@@ -191,7 +191,7 @@ def on_tmpfs(body):
 
 def one_line(code: int, err: str) -> str:
     lines = err.strip().splitlines()
-    return f"exit {code}, {len(lines)} line(s): {lines[-1][:140] if lines else ''}"
+    return f"exit {code}, {len(lines)} line(s): {lines[-1][:240] if lines else ''}"
 
 
 def full_disk(root: Path, rng: random.Random):

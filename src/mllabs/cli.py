@@ -586,6 +586,9 @@ def cmd_runs(args, argv) -> int:
     from mllabs import rundb
 
     root = args.out
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--out {root} is a file, not a runs folder; pass the folder your runs "
+                        "went to")
     if args.runs_command != "reindex" and not (root / rundb.DB_NAME).exists():
         if not any(root.glob("*/*/config.json")):  # not a runs folder: leave no database in it
             if args.runs_command == "list" and not args.json:
