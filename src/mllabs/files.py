@@ -1,7 +1,11 @@
 """Writing and reading files safely: atomic writes, JSON, and paths kept inside a folder.
 
 Every file is written to a temporary name in the same folder and renamed into place, so a
-crash or a full disk never leaves a half-written config, checkpoint or report behind.
+crash or a full disk never leaves a half-written config, checkpoint or report behind. A full
+disk, a quota, a read-only or unwritable folder is the user's to fix, not a bug: the write
+raises WriteError (a UserError and an OSError), one line naming the file and what to do; the
+run engine then marks the run failed, or removes a new run that holds nothing worth keeping
+(runner._unwritable). benchmarks/faults.py kills and starves runs on purpose and audits them.
 """
 
 from __future__ import annotations

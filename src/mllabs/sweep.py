@@ -4,7 +4,11 @@ Each cell is an ordinary `mllabs run` in a worker process (so a cell that crashe
 cannot take the others down, and each gets its own threads), recorded in the run database
 with the sweep's id. The sweep's id is a digest of what it asks for, so running the same sweep
 again finds the cells that already finished and runs only the rest: an interrupted sweep
-resumes. `compare` builds the same report from runs chosen by hand.
+resumes. `compare` builds the same report from runs chosen by hand (of one lab).
+
+Before any cell runs, a --grid key the lab never reads (its UNUSED_KEYS: mnist-optimizers sets
+`optimizer` and `lr` per network itself) is refused, and --metric is checked against the lab's
+finished runs in the folder, or on the first cell, run alone, when there are none.
 """
 
 from __future__ import annotations
