@@ -3,6 +3,7 @@ and never download: MLLABS_OFFLINE=1 turns any download attempt into an error.""
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -17,6 +18,19 @@ def data_root() -> Path:
     from mllabs.data import dataset_dir
 
     return dataset_dir("auto-mpg", download=False).parent.resolve()  # MLLABS_DATA may be relative
+
+
+def need(module: str):
+    """An optional engine (ray, tensorboard, mlflow): its tests are skipped where it is not
+    installed, except under CI (CI=true), which installs every one (scripts/test), so there a
+    missing engine fails the run instead of passing it silently."""
+    if os.environ.get("CI") == "true":
+        try:
+            return importlib.import_module(module)
+        except ImportError as exc:
+            pytest.fail(f"{module} is not installed ({exc}); CI=true installs every optional engine "
+                        "(scripts/test sets MLLABS_EXTRAS), so this is a failure, not a skip")
+    return pytest.importorskip(module)
 
 
 def run_cli(*args: str) -> int:

@@ -397,6 +397,13 @@ def test_a_damaged_table_in_the_data_dir_is_refused(lab, name, damage, data_root
     (("mnist-optimizers", "--set", "lrs=0.1,0"), "lrs=0.0 must be greater than 0"),
     (("mnist-best", "--set", "dropout=1"), "must be less than 1.0"),
     (("regularization", "--set", "weight_decays=-1"), "below its minimum 0.0"),
+    (("auto-mpg", "--set", "hidden="), "hidden='' is empty; hidden needs at least 1, e.g. --set hidden=128,128"),
+    (("bike-sharing", "--set", "mlp_hidden=,"), "mlp_hidden=',' is empty"),
+    (("mnist-optimizers", "--set", "optimizers="), "optimizers='' is empty"),
+    (("mnist-optimizers", "--set", "lrs="), "lrs='' is empty"),
+    (("mnist-best", "--set", "widths="), "widths='' is empty"),
+    (("activations", "--set", "activations="), "activations='' is empty"),
+    (("eye-screening", "--set", "models="), "models='' is empty"),
     (("car-clustering", "--set", "k=1"), "k=1 is below its minimum 2"),
     (("car-clustering", "--set", "k=500"), "k must stay below the number of cars (205)"),
     (("mnist-lenet", "--set", "val_size=60000"), "holds out all 60,000 training digits"),
@@ -495,3 +502,97 @@ def test_an_archive_that_fails_is_never_cached(archive_sha, tmp_path, cache, mon
     assert [p for p in cache.rglob("*") if p.is_file()] == []
     TALLY["error"] += 1
 
+
+
+# ---------------------------------------------------------------------------- runs, sweeps, compare
+
+def fake_run(root: Path, lab: str, name: str, config: dict, metrics: dict) -> Path:
+    path = root / lab / name
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"lab": lab, "profile": "quick", "seed": 0, **config}))
+    (path / "metrics.json").write_text(json.dumps({"lab": lab, "status": "completed", "seconds": 1.0,
+                                                   "metrics": metrics}))
+    return path
+
+
+@pytest.fixture
+def two_labs(tmp_path):
+    root = tmp_path / "runs"
+    fake_run(root, "auto-mpg", "20261101-100000-aaaaaa", {"lr": 0.01}, {"test_mae": 1.8, "test_mse": 5.0})
+    fake_run(root, "auto-mpg", "20261101-110000-bbbbbb", {"lr": 0.1}, {"test_mae": 2.1, "test_mse": 6.0})
+    fake_run(root, "boston-housing", "20261101-120000-cccccc", {"epochs": 3}, {"numpy.test_mse": 17.0})
+    return root
+
+
+def test_runs_list_sort_by_a_key_no_run_has(two_labs, capsys):
+    code, out, err = cli(capsys, "runs", "list", "--out", two_labs, "--sort", "nokey:desc")
+    line = clean_error(code, err, "--sort nokey: no listed run has a number for nokey; sort by one of:")
+    assert "test_mae" in line and "numpy.test_mse" in line and "lr" in line and "seconds" in line
+    assert cli(capsys, "runs", "list", "--out", two_labs, "--sort", "test_mae:desc")[0] == 0
+
+
+def test_runs_list_where_there_are_no_runs_makes_no_database(tmp_path, capsys):
+    for folder in (tmp_path / "empty", tmp_path / "missing"):
+        if folder.name == "empty":
+            folder.mkdir()
+        code, out, err = cli(capsys, "runs", "list", "--out", folder)
+        assert code == 0 and out.startswith(f"no runs in {folder} (no mllabs.db") and err == ""
+        goes_on()
+        code, out, err = cli(capsys, "runs", "show", "2026", "--out", folder)
+        clean_error(code, err, f"no runs in {folder}", "pass the --out your runs went to")
+        # nothing made: the empty folder stays empty, the missing one missing
+        assert (sorted(folder.iterdir()) == []) if folder.name == "empty" else not folder.exists()
+
+
+def test_compare_refuses_runs_of_two_labs(two_labs, capsys):
+    runs = sorted(two_labs.glob("*/*"))
+    code, out, err = cli(capsys, "compare", *runs, "--out", two_labs)
+    clean_error(code, err, "compare takes runs of one lab, and these are runs of auto-mpg (2), "
+                "boston-housing (1); compare each lab's runs separately")
+    assert not (two_labs / "comparisons").exists()
+
+
+def test_compare_picks_the_lower_loss_and_the_higher_accuracy(tmp_path, capsys):
+    """The best group follows the metric's direction: the argmin of a loss, the argmax of an
+    accuracy, from the same two runs."""
+    root = tmp_path / "runs"
+    a = fake_run(root, "mnist-lenet", "20261101-100000-aaaaaa", {"lr": 0.01},
+                 {"test_loss": 0.30, "test_accuracy": 0.95})
+    b = fake_run(root, "mnist-lenet", "20261101-110000-bbbbbb", {"lr": 0.1},
+                 {"test_loss": 0.20, "test_accuracy": 0.91})
+    for metric, best in (("test_loss", "lr=0.1"), ("test_accuracy", "lr=0.01")):
+        code, out, err = cli(capsys, "compare", a, b, "--out", root, "--metric", metric, "--json")
+        assert code == 0, err
+        assert json.loads(out)["best_cell"] == best, metric
+
+
+@pytest.mark.parametrize("grid, fragment", [
+    (["optimizer=sgd,adam"], "--grid optimizer: mnist-optimizers never reads optimizer"),
+    (["lr=0.1,0.01"], "--grid lr: mnist-optimizers never reads lr"),
+])
+def test_a_sweep_over_a_key_the_lab_never_reads(grid, fragment, tmp_path, capsys):
+    args = [a for g in grid for a in ("--grid", g)]
+    code, out, err = cli(capsys, "sweep", "mnist-optimizers", *args, "--profile", "quick",
+                         "--out", tmp_path / "runs")
+    clean_error(code, err, fragment, "keys it reads: ")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_sweep_metric_no_run_of_the_lab_reports_is_refused_before_running(two_labs, capsys):
+    code, out, err = cli(capsys, "sweep", "auto-mpg", "--grid", "epochs=2,3", "--profile", "quick",
+                         "--metric", "test_maee", "--out", two_labs)
+    clean_error(code, err, "--metric test_maee: no run of auto-mpg in", "its runs report: test_mae, test_mse")
+    assert len(list((two_labs / "auto-mpg").iterdir())) == 2 and not (two_labs / "sweeps").exists()
+
+
+def test_a_sweep_metric_is_checked_on_the_first_cell_when_no_run_came_before(tmp_path, capsys,
+                                                                          monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    root = tmp_path / "runs"
+    code, out, err = cli(capsys, "sweep", "boston-housing", "--grid", "epochs=2,3,4", "--profile",
+                         "quick", "--jobs", "2", "--metric", "nosuchmetric", "--out", root)
+    line = clean_error(code, err.splitlines()[-1] if err else err, "--metric nosuchmetric: "
+                       "boston-housing's runs do not report it, so the sweep stopped after its first "
+                       "cell; they report: ")
+    assert "numpy.test_mse" in line
+    assert len(list((root / "boston-housing").iterdir())) == 1  # the other cells never started

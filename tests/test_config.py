@@ -108,7 +108,7 @@ def test_any_set_string_parses_or_raises_user_error(key, text):
 
 @settings(max_examples=100, deadline=None)
 @given(epochs=st.integers(1, 10**6), lr=st.floats(1e-9, 10, allow_nan=False),
-       hidden=st.lists(st.integers(1, 4096), max_size=4))
+       hidden=st.lists(st.integers(1, 4096), min_size=1, max_size=4))  # empty: refused
 def test_valid_values_round_trip_through_text(epochs, lr, hidden):
     values = parse_sets(auto_mpg.Config, [f"epochs={epochs}", f"lr={lr!r}",
                                           "hidden=" + ",".join(map(str, hidden))])

@@ -100,10 +100,23 @@ def test_csv_errors_name_row_and_column(tmp_path, content, fragment):
     assert fragment in str(err.value) and str(path) in str(err.value)
 
 
-def test_csv_not_utf8(tmp_path):
-    path = tmp_path / "latin.csv"
-    path.write_bytes("name\ncaf\xe9\n".encode("latin-1"))
-    with pytest.raises(DataError, match="not UTF-8"):
+@pytest.mark.parametrize("encoding, name", [("latin-1", "Citroën DS"), ("cp1252", "Škoda “Rapid” €")])
+def test_an_excel_csv_in_windows_1252_or_latin_1_is_read_with_a_warning(tmp_path, encoding, name):
+    """The numbers are ASCII in both: they read exactly as from the UTF-8 file."""
+    text = f"car_name;weight;horsepower\n{name};3504,5;130\nplain;2100;95\n".replace("3504,5", "3504.5")
+    (tmp_path / "utf8.csv").write_text(text, encoding="utf-8")
+    (tmp_path / "excel.csv").write_bytes(text.encode(encoding))
+    expected = read_csv(tmp_path / "utf8.csv", numeric=["weight", "horsepower"])
+    with pytest.warns(UserWarning, match=r"excel\.csv is not UTF-8; read it as Windows-1252") as caught:
+        got = read_csv(tmp_path / "excel.csv", numeric=["weight", "horsepower"])
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)
+    assert got.equals(expected) and got["car_name"][0] == name
+
+
+def test_csv_in_no_windows_encoding_is_refused(tmp_path):
+    path = tmp_path / "other.csv"
+    path.write_bytes(b"name,x\nab\x81\x8d,1\n")  # bytes Windows-1252 leaves undefined
+    with pytest.raises(DataError, match="not UTF-8 text .* nor Windows-1252/Latin-1; save it as a UTF-8"):
         read_csv(path)
 
 

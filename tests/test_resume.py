@@ -206,6 +206,39 @@ def test_sigint_after_epoch_2_then_resume_ends_like_an_uninterrupted_run(tmp_pat
          f"{expected['metrics']['test_accuracy']!r} (exact); three runs {seconds:.1f} s")
 
 
+def test_sigkill_mid_training_then_resume_ends_like_an_uninterrupted_run(tmp_path, data_root, note):
+    """kill -9 gives the run no chance to write anything: no metrics.json, the database row left
+    at running. What it had saved at the last epoch boundary is enough for --resume to end
+    exactly where an uninterrupted run ends."""
+    from mllabs import rundb
+
+    whole = start(data_root, tmp_path / "whole", "mnist-best", *QUICK, "--quiet")  # alongside
+    cut = start(data_root, tmp_path / "cut", "mnist-best", *QUICK)
+    printed = kill_after(cut, "seed 1 epoch 2/4", signal.SIGKILL)
+    assert cut.returncode == -signal.SIGKILL, printed
+    run = only_run(tmp_path / "cut", "mnist-best")
+    assert not (run / "metrics.json").exists()
+    assert rundb.get_run(tmp_path / "cut", run.name)["status"] == rundb.RUNNING
+    assert load_checkpoint(run / "checkpoints" / "state" / "fit-001.pt")["finished"]
+
+    resumed = start(data_root, tmp_path / "unused", "mnist-best", "--resume", str(run), "--json")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert json.loads(out)["run_dir"] == str(run) and not (tmp_path / "unused").exists()
+    assert whole.wait(timeout=300) == 0
+
+    expected = json.loads((only_run(tmp_path / "whole", "mnist-best") / "metrics.json").read_text())
+    got = json.loads((run / "metrics.json").read_text())
+    assert got["status"] == "completed"
+    timeless = {k for k in expected["metrics"] if "seconds" not in k}
+    assert timeless and {k: got["metrics"][k] for k in timeless} == \
+        {k: expected["metrics"][k] for k in timeless}
+    assert rundb.get_run(tmp_path / "cut", run.name)["status"] == "completed"
+    assert not list(run.rglob("*.tmp")) and not (run / "checkpoints" / "state").exists()
+    note(f"resume after SIGKILL: mnist-best quick, test_accuracy {got['metrics']['test_accuracy']!r} "
+         f"vs uninterrupted {expected['metrics']['test_accuracy']!r} (exact)")
+
+
 def test_max_seconds_ends_interrupted_with_the_report_and_resume_completes(tmp_path, capsys):
     args = ["mnist-lenet", "--profile", "quick", "--set", "train_size=600", "--set", "val_size=200",
             "--out", tmp_path, "--quiet"]

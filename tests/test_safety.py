@@ -127,7 +127,7 @@ def test_a_write_that_fails_at_the_rename_leaves_the_old_checkpoint(tmp_path, mo
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(files.os, "replace", full_disk)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OSError, match=r"no space left on device writing .*best\.pt; free space"):
         save_checkpoint(tmp_path / "best.pt", {"w": torch.zeros(3)}, epoch=2)
     monkeypatch.undo()
     assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 1

@@ -4,6 +4,7 @@ import json
 import sqlite3
 
 import pytest
+from conftest import need
 
 from mllabs import rundb, sweep
 from mllabs.errors import UserError
@@ -127,7 +128,7 @@ def test_sweep_runs_every_cell_reports_failures_and_resumes(tmp_path, monkeypatc
 
 
 def test_ray_executor_runs_the_cells_into_the_same_database(tmp_path, monkeypatch):
-    ray = pytest.importorskip("ray")
+    ray = need("ray")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     root = tmp_path / "runs"
     spec = sweep.Spec("boston-housing", sweep.parse_grid(["epochs=3,5"]), seeds=1, profile="quick")

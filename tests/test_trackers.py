@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import need
 
 from mllabs import trackers
 from mllabs.errors import UserError
@@ -47,7 +48,7 @@ def test_unknown_or_missing_tracker_is_a_user_error(monkeypatch):
 
 
 def test_tensorboard_event_files_hold_the_curves(tmp_path):
-    pytest.importorskip("tensorboard")
+    need("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     target = trackers.to_tensorboard(finished_run(tmp_path))
@@ -57,7 +58,7 @@ def test_tensorboard_event_files_hold_the_curves(tmp_path):
 
 
 def test_mlflow_run_has_params_metrics_and_report(tmp_path):
-    mlflow = pytest.importorskip("mlflow")
+    mlflow = need("mlflow")
     uri = (tmp_path / "mlruns").as_uri()
     run_id = trackers.to_mlflow(finished_run(tmp_path), tracking_uri=uri)
     client = mlflow.tracking.MlflowClient(tracking_uri=uri)
@@ -70,7 +71,7 @@ def test_mlflow_run_has_params_metrics_and_report(tmp_path):
 
 
 def test_run_with_log_tensorboard_writes_event_files(tmp_path, capsys):
-    pytest.importorskip("tensorboard")
+    need("tensorboard")
     from mllabs.cli import main
 
     assert main(["run", "boston-housing", "--profile", "quick", "--out", str(tmp_path / "runs"),
@@ -78,3 +79,13 @@ def test_run_with_log_tensorboard_writes_event_files(tmp_path, capsys):
     run = next((tmp_path / "runs" / "boston-housing").iterdir())
     assert any((run / "tensorboard").iterdir())
     assert "tensorboard:" in capsys.readouterr().err
+
+
+def test_a_missing_engine_skips_here_and_fails_under_ci(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        need("mllabs_no_such_engine")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true installs every optional engine"):
+        need("mllabs_no_such_engine")
+    assert need("json") is json  # an installed one is simply imported

@@ -432,7 +432,7 @@ def write_predictions_csv(path: Path, results: list[dict]) -> None:
         k for r in results for k in r if k not in ("input", "prediction", "top")))
     writer.writerow(columns)
     writer.writerows([[r.get(c, "") for c in columns] for r in results])
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, buf.getvalue(), hint="choose another --output")
 
 
 def cmd_report(args, argv) -> int:
@@ -588,6 +588,21 @@ def cmd_runs(args, argv) -> int:
     from mllabs import rundb
 
     root = args.out
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--out {root} is a file, not a runs folder; pass the folder your runs "
+                        "went to")
+    if args.runs_command != "reindex" and not (root / rundb.DB_NAME).exists():
+        if not any(root.glob("*/*/config.json")):  # not a runs folder: leave no database in it
+            if args.runs_command == "list" and not args.json:
+                print(f"no runs in {root} (no {rundb.DB_NAME} and no run directories there; "
+                      "pass the --out your runs went to)")
+                return 0
+            if args.runs_command == "list":
+                print("[]")
+                return 0
+            raise UserError(f"no runs in {root} (no {rundb.DB_NAME} and no run directories there); "
+                            "pass the --out your runs went to")
+        rundb.reindex(root)  # runs made before the database existed
     if args.runs_command == "reindex":
         counts = rundb.reindex(root)
         print(f"{root / rundb.DB_NAME}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
@@ -599,8 +614,6 @@ def cmd_runs(args, argv) -> int:
             get_lab(args.lab)  # an unknown lab is an error that lists the labs, not "no runs"
         if args.limit is not None and args.limit < 1:
             raise UserError(f"--limit {args.limit}: give how many runs to show, 1 or more")
-        if not (root / rundb.DB_NAME).exists():
-            rundb.reindex(root)  # runs made before the database existed
         rows = rundb.list_runs(root, args.lab, rundb.parse_where(args.where), args.sort, args.limit)
         if args.json:
             print(json.dumps(rows, indent=2))
@@ -686,7 +699,7 @@ def cmd_sweep(args, argv) -> int:
     spec = sweep.Spec(args.lab, sweep.parse_grid(args.grid), seeds=args.seeds, seed=args.seed,
                       profile=args.profile, sets=args.sets,
                       data_dir=str(args.data_dir) if args.data_dir else None, device=args.device)
-    sweep.check_cells(spec, lab.Config, lab.PROFILES)
+    sweep.check_cells(spec, lab.Config, lab.PROFILES, getattr(lab, "UNUSED_KEYS", {}))
     result = sweep.run_sweep(spec, args.out, jobs=args.jobs, threads=args.threads,
                              executor=args.executor, address=args.address, metric=args.metric)
     result.pop("rows", None)

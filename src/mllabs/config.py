@@ -1,8 +1,10 @@
 """Typed lab configs: defaults <- profile (quick|default|full) <- --set key=value.
 
 A lab's config is a dataclass. Field metadata may carry `help`, `choices`, `min` / `max`
-(inclusive bounds) and `gt` / `lt` (exclusive bounds); values given with --set are parsed by the
-field's annotated type, so `--set epochs=ten` fails with a message that lists what is valid.
+(inclusive bounds), `gt` / `lt` (exclusive bounds) and, for a comma-separated (tuple) field,
+`min_items` (default 1: an empty list of layers, optimizers or models is refused); values given
+with --set are parsed by the field's annotated type, so `--set epochs=ten` fails with a message
+that lists what is valid.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam",
 SCHEDULES = ("constant", "exponential", "piecewise", "cosine", "onecycle")
 
 
-def option(default: Any, help: str, *, choices=None, min=None, gt=None, max=None, lt=None):
-    """A config field with its help text and the bounds that --set values are checked against."""
-    meta = {"help": help, "choices": choices, "min": min, "gt": gt, "max": max, "lt": lt}
+def option(default: Any, help: str, *, choices=None, min=None, gt=None, max=None, lt=None,
+           min_items: int = 1):
+    """A config field with its help text and the bounds that --set values are checked against;
+    `min_items` is how many values a tuple field needs at least."""
+    meta = {"help": help, "choices": choices, "min": min, "gt": gt, "max": max, "lt": lt,
+            "min_items": min_items}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -54,7 +59,7 @@ class TrainConfig(LabConfig):
     schedule: str = option("constant", "learning-rate schedule", choices=SCHEDULES)
     gamma: float = option(0.95, "exponential schedule: factor per epoch", gt=0.0)
     milestones: tuple[int, ...] = option((), "piecewise schedule: epochs where lr is multiplied by factor",
-                                         min=1)
+                                         min=1, min_items=0)
     factor: float = option(0.1, "piecewise schedule: multiplier at each milestone", gt=0.0)
     patience: int = option(0, "early stopping: epochs without validation improvement (0 = off)", min=0)
 
@@ -148,6 +153,13 @@ def parse_sets(cls, pairs: list[str]) -> dict[str, Any]:
             raise UserError(
                 f"bad value for {key}: {text!r} ({exc}); expected {_type_name(hints[key])}") from None
         check_value(key, value, fields[key].metadata)
+        need = fields[key].metadata.get("min_items", 1)
+        if isinstance(value, tuple) and len(value) < need:
+            default = fields[key].default if fields[key].default is not dataclasses.MISSING else ()
+            example = ",".join(map(str, default)) or ",".join(["1"] * need)
+            given = "is empty" if not value else f"gives {len(value)} value(s)"
+            raise UserError(f"{key}={text.strip()!r} {given}; {key} needs at least {need}, e.g. "
+                            f"--set {key}={example}")
         out[key] = value
     return out
 

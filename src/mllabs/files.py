@@ -1,33 +1,83 @@
 """Writing and reading files safely: atomic writes, JSON, and paths kept inside a folder.
 
 Every file is written to a temporary name in the same folder and renamed into place, so a
-crash or a full disk never leaves a half-written config, checkpoint or report behind.
+crash or a full disk never leaves a half-written config, checkpoint or report behind. A full
+disk, a quota, a read-only or unwritable folder is the user's to fix, not a bug: the write
+raises WriteError (a UserError and an OSError), one line naming the file and what to do; the
+run engine then marks the run failed, or removes a new run that holds nothing worth keeping
+(runner._unwritable). benchmarks/faults.py kills and starves runs on purpose and audits them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from mllabs.errors import UserError
+from mllabs.errors import UserError, WriteError
+
+# errors that say where a file goes is no good (full, over quota, read-only, not ours), not a bug
+PLACE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+ELSEWHERE = "pass --out elsewhere"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def mount_point(path: Path) -> Path:
+    """The mount point holding `path` (which may not exist yet): the disk the user can free."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    while not os.path.ismount(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def write_error(exc: OSError, path: Path, hint: str = ELSEWHERE) -> WriteError | None:
+    """The one-line error for a write that failed because of its place, else None."""
+    if isinstance(exc, WriteError) or exc.errno not in PLACE_ERRORS:
+        return None
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    disk = mount_point(path)
+    if exc.errno == errno.ENOSPC:
+        text = f"no space left on device writing {path}; free space on {disk} or {hint}"
+    elif exc.errno == errno.EDQUOT:
+        text = f"disk quota exceeded writing {path}; free space on {disk} or {hint}"
+    elif exc.errno == errno.EROFS:
+        text = f"{disk} is mounted read-only, so {path} cannot be written; {hint}"
+    else:
+        text = f"permission denied writing {path}; make {path.parent} writable or {hint}"
+    return WriteError(text, exc.errno, str(path))
+
+
+@contextlib.contextmanager
+def writing(path: Path, hint: str = ELSEWHERE):
+    """Turn a full disk or an unwritable folder while writing `path` into a WriteError."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield
+    except OSError as exc:
+        error = write_error(exc, path, hint)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def atomic_write_bytes(path: Path, data: bytes, hint: str = ELSEWHERE) -> None:
+    path = Path(path)
+    with writing(path, hint):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)  # a full disk keeps no half-written file
+            raise
 
 
 def inside(root: Path, name: str | Path) -> Path:
@@ -42,8 +92,8 @@ def inside(root: Path, name: str | Path) -> Path:
     return path
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: Path, text: str, hint: str = ELSEWHERE) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), hint)
 
 
 def write_json(path: Path, obj: Any) -> None:

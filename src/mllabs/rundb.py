@@ -8,6 +8,7 @@ sweep's worker processes record their runs at the same time.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mllabs.errors import UserError
+from mllabs.files import write_error, writing
 
 DB_NAME = "mllabs.db"
 RUNNING = "running"  # a row whose run has no metrics.json yet (in flight, or killed hard)
@@ -43,7 +45,8 @@ CREATE INDEX IF NOT EXISTS runs_lab ON runs (lab);
 
 def connect(root: Path) -> sqlite3.Connection:
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    with writing(root / DB_NAME):
+        root.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(root / DB_NAME, timeout=30.0)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
@@ -90,9 +93,23 @@ def record(root: Path, run_dir: Path, sweep: str | None = None) -> None:
     row = row_from_dir(root, run_dir, sweep)
     if row is None:
         return
+    try:
+        with closing(connect(root)) as conn, conn:
+            conn.execute(f"INSERT OR REPLACE INTO runs ({', '.join(row)}) VALUES "
+                         f"({', '.join('?' for _ in row)})", list(row.values()))
+    except sqlite3.OperationalError as exc:
+        # SQLite rolls the transaction back, so the database stays as it was; say why in one line
+        if "full" in str(exc):
+            raise write_error(OSError(errno.ENOSPC, str(exc)), Path(root) / DB_NAME) from None
+        if "readonly" in str(exc):
+            raise write_error(OSError(errno.EACCES, str(exc)), Path(root) / DB_NAME) from None
+        raise
+
+
+def forget(root: Path, run_id: str) -> None:
+    """Drop one run's row (its directory is already gone)."""
     with closing(connect(root)) as conn, conn:
-        conn.execute(f"INSERT OR REPLACE INTO runs ({', '.join(row)}) VALUES "
-                     f"({', '.join('?' for _ in row)})", list(row.values()))
+        conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
 
 def reindex(root: Path) -> dict[str, int]:
@@ -169,8 +186,10 @@ def list_runs(root: Path, lab: str | None = None, where: dict[str, str] | None =
               sort: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Runs newest first, filtered by lab and KEY=VALUE pairs (row, metric or config keys);
     `sort` is a key, ascending, or KEY:desc."""
-    if not (Path(root) / DB_NAME).exists() and not any(Path(root).glob("*/*/config.json")):
-        return []
+    if not (Path(root) / DB_NAME).exists():
+        if not any(Path(root).glob("*/*/config.json")):
+            return []
+        reindex(root)  # runs made before the database existed (or with it deleted)
     with closing(connect(root)) as conn:
         query, args = "SELECT * FROM runs", []
         if lab:
@@ -182,6 +201,13 @@ def list_runs(root: Path, lab: str | None = None, where: dict[str, str] | None =
         key, _, order = sort.partition(":")
         if order not in ("", "asc", "desc"):
             raise UserError(f"--sort {sort!r}: write KEY, KEY:asc or KEY:desc")
+        if runs and not any(isinstance(_value(r, key), (int, float)) for r in runs):
+            # a misspelt key would leave the order as it was without a word
+            keys = sorted({k for r in runs for source in (r, r["metrics"], r["config"])
+                           for k, v in source.items() if isinstance(v, (int, float))
+                           and not isinstance(v, bool)})
+            raise UserError(f"--sort {key}: no listed run has a number for {key}; sort by one of: "
+                            f"{', '.join(keys)}")
         present = [r for r in runs if isinstance(_value(r, key), (int, float))]
         absent = [r for r in runs if r not in present]
         present.sort(key=lambda r: _value(r, key), reverse=order == "desc")

@@ -25,7 +25,7 @@ import torch
 
 from mllabs import distributed, rundb, trackers
 from mllabs.config import build_config, config_from_dict, config_to_dict, parse_sets
-from mllabs.errors import UserError
+from mllabs.errors import UserError, WriteError
 from mllabs.files import read_json
 from mllabs.labs import LABS, get_lab
 from mllabs.report import Report, render_run, write_index
@@ -87,7 +87,7 @@ def execute(name: str, *, profile: str | None = None, sets: list[str] | None = N
 
     command = command or f"mllabs run {name} --profile {profile} --seed {cfg.seed}"
     run = _open_run(out, name, profile, cfg, torch_device, command, resume)
-    record = (lambda r: _index(r, sweep)) if index else (lambda r: None)
+    record = (lambda r, quiet=False: _index(r, sweep, quiet)) if index else (lambda r, quiet=False: None)
     record(run)  # the run is findable (as running) from its first second
     seed_everything(cfg.seed)
     ctx = RunContext(run, Report(run, lab.TITLE, lab.SUMMARY), torch_device, progress,
@@ -96,7 +96,11 @@ def execute(name: str, *, profile: str | None = None, sets: list[str] | None = N
                              max_seconds=max_seconds))
     ctx.log(f"profile {profile}, device {torch_device}, "
             f"{'resuming' if resume is not None else 'writing'} {run.path}")
-    result = {**_run_lab(lab, cfg, data, ctx, command, record), "run_dir": str(run.path)}
+    try:
+        result = {**_run_lab(lab, cfg, data, ctx, command, record), "run_dir": str(run.path)}
+    except WriteError as exc:
+        _unwritable(run, exc, record, resumed=resume is not None)
+        raise
     if result["status"] == "interrupted":  # out of time: resumable, nothing more to do
         return result
     if result["status"] in ("completed", "diverged"):  # a finished run has nothing to resume
@@ -113,8 +117,12 @@ def _open_run(out: Path, name: str, profile: str, cfg, device: torch.device, com
     gains a line saying when, where and how it was resumed)."""
     if resume is None:
         run = Run.create(out, name)
-        run.write_json("config.json", {"lab": name, "profile": profile, **config_to_dict(cfg)})
-        run.write_json("env.json", environment(cfg.seed, str(device), command))
+        try:
+            run.write_json("config.json", {"lab": name, "profile": profile, **config_to_dict(cfg)})
+            run.write_json("env.json", environment(cfg.seed, str(device), command))
+        except WriteError:
+            shutil.rmtree(run.path, ignore_errors=True)  # nothing in it yet worth keeping
+            raise
         return run
     run = Run.open(resume)
     env = read_json(run.path / "env.json")
@@ -150,6 +158,8 @@ def _run_lab(lab: ModuleType, cfg, data, ctx: RunContext, command: str, record) 
             print(f"[{lab.NAME}] interrupted ({reason}); resume with: mllabs run {lab.NAME} "
                   f"--resume {run.path}", file=sys.stderr, flush=True)
             raise
+        except WriteError:
+            raise  # a full disk: no report rendering; execute() marks the run failed if it can
         except UserError:
             finish("failed", {})
             raise
@@ -171,11 +181,31 @@ def _helper_rank(name, profile, sets, seed, device, data_dir, command, max_secon
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _index(run: Run, sweep: str | None) -> None:
+def _unwritable(run: Run, exc: WriteError, record, resumed: bool) -> None:
+    """A write failed for want of space or permission. The run is marked failed if metrics.json
+    can still be written; a new run that cannot even have that and holds nothing worth keeping
+    (no training state, no history) is removed with its row. The caller re-raises `exc`, the
+    one line naming the path and what to do, so nothing here may print."""
+    try:
+        run.write_metrics("failed", {"error": str(exc)})
+    except OSError:
+        kept = [p for p in run.path.rglob("*") if p.is_file() and not p.name.endswith(".tmp")
+                and p.name not in ("config.json", "env.json")]
+        if not resumed and not kept:
+            shutil.rmtree(run.path, ignore_errors=True)
+            with contextlib.suppress(sqlite3.Error, OSError):
+                rundb.forget(run.path.parent.parent, run.path.name)
+            return
+    record(run, quiet=True)
+
+
+def _index(run: Run, sweep: str | None, quiet: bool = False) -> None:
     """Record the run in runs/mllabs.db; the database is an index, so a failure only warns."""
     try:
         rundb.record(run.path.parent.parent, run.path, sweep)
     except (sqlite3.Error, OSError) as exc:
+        if quiet:
+            return
         print(f"[{run.lab}] warning: could not record the run in {rundb.DB_NAME} ({exc}); "
               "`mllabs runs reindex` adds it later", file=sys.stderr, flush=True)
 

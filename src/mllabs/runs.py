@@ -12,6 +12,7 @@ import math
 import os
 import platform
 import secrets
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 
 from mllabs import __version__
 from mllabs.errors import UserError
-from mllabs.files import atomic_write_text, inside, read_json, write_json
+from mllabs.files import atomic_write_text, inside, read_json, write_json, writing
 
 STATUSES = ("completed", "diverged", "interrupted", "failed")
 
@@ -80,9 +81,14 @@ class Run:
     def create(cls, root: Path, lab: str) -> "Run":
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = Path(root) / lab / f"{stamp}-{secrets.token_hex(3)}"
-        path.mkdir(parents=True, exist_ok=False)
-        (path / "figures").mkdir()
-        (path / "checkpoints").mkdir()
+        with writing(path):
+            path.mkdir(parents=True, exist_ok=False)
+            try:
+                (path / "figures").mkdir()
+                (path / "checkpoints").mkdir()
+            except OSError:
+                shutil.rmtree(path, ignore_errors=True)  # no half-made run directory left behind
+                raise
         return cls(path=path, lab=lab)
 
     @classmethod
@@ -96,6 +102,8 @@ class Run:
             earlier = 0.0
         (path / "figures").mkdir(exist_ok=True)
         (path / "checkpoints").mkdir(exist_ok=True)
+        for stray in path.rglob(".*.tmp"):  # a write cut off by kill -9: never renamed into place
+            stray.unlink(missing_ok=True)
         return cls(path=path, lab=config.get("lab", path.parent.name), started=time.time() - earlier)
 
     @property

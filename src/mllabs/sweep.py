@@ -4,7 +4,11 @@ Each cell is an ordinary `mllabs run` in a worker process (so a cell that crashe
 cannot take the others down, and each gets its own threads), recorded in the run database
 with the sweep's id. The sweep's id is a digest of what it asks for, so running the same sweep
 again finds the cells that already finished and runs only the rest: an interrupted sweep
-resumes. `compare` builds the same report from runs chosen by hand.
+resumes. `compare` builds the same report from runs chosen by hand (of one lab).
+
+Before any cell runs, a --grid key the lab never reads (its UNUSED_KEYS: mnist-optimizers sets
+`optimizer` and `lr` per network itself) is refused, and --metric is checked against the lab's
+finished runs in the folder, or on the first cell, run alone, when there are none.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from mllabs import rundb
-from mllabs.config import build_config, parse_sets
+from mllabs.config import build_config, field_specs, parse_sets
 from mllabs.errors import UserError
 from mllabs.files import write_json
 from mllabs.runs import Run, environment
@@ -100,12 +104,19 @@ class Spec:
         return expand(self.grid, self.seeds, self.seed)
 
 
-def check_cells(spec: Spec, config_cls, profiles: dict) -> None:
+def check_cells(spec: Spec, config_cls, profiles: dict, unused: dict[str, str] | None = None) -> None:
     """Build every cell's config before any cell starts, so that a bad --grid value is one error
-    rather than a sweep of failed cells; a key in both --grid and --set is refused."""
+    rather than a sweep of failed cells; a key in both --grid and --set is refused, and so is a
+    key the lab never reads (`unused`, the lab's UNUSED_KEYS): its cells would all be one run."""
     clash = sorted(set(parse_sets(config_cls, spec.sets or [])) & set(spec.grid))
     if clash:
         raise UserError(f"{clash[0]} is both in --grid and in --set; keep it in one of them")
+    for key in spec.grid:
+        if key in (unused or {}):
+            reads = [f.name for f in field_specs(config_cls) if f.name not in unused
+                     and f.name not in ("seed", "device")]
+            raise UserError(f"--grid {key}: {spec.lab} never reads {key} ({unused[key]}), so every "
+                            f"cell would be the same run; keys it reads: {', '.join(reads)}")
     for params in dict.fromkeys(cell.params for cell in spec.cells()):
         try:
             build_config(config_cls, profiles, spec.profile,
@@ -170,6 +181,7 @@ def run_sweep(spec: Spec, root: Path, jobs: int | None = None, threads: int = 1,
               log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
     """Run the cells that have not finished yet, then write the sweep's report."""
     root = Path(root)
+    unchecked = bool(metric) and not check_metric(root, spec.lab, metric)
     cells = spec.cells()
     done = finished_cells(root, spec)
     todo = [c for c in cells if c not in done]
@@ -180,12 +192,48 @@ def run_sweep(spec: Spec, root: Path, jobs: int | None = None, threads: int = 1,
     tick = time.perf_counter()
     if todo:
         submit = _ray_submitter(address, threads) if executor == "ray" else None
-        outcomes = _run_all(spec, root, todo, jobs, threads, submit, log, len(done), len(cells))
+        if unchecked:  # one cell alone first: its metrics say whether --metric names one
+            outcomes = _run_all(spec, root, todo[:1], 1, threads, submit, log, len(done), len(cells))
+            wrong = _wrong_metric(metric, next(iter(outcomes.values())), spec.lab)
+            if wrong:
+                raise wrong
+            todo = todo[1:]
+        outcomes.update(_run_all(spec, root, todo, jobs, threads, submit, log,
+                                 len(done) + len(outcomes), len(cells)))
     wall = time.perf_counter() - tick
     for cell, outcome in outcomes.items():
         if outcome.get("run_dir"):
             rundb.record(root, Path(outcome["run_dir"]), sweep=spec.id)
     return write_sweep_report(root, spec, wall, jobs, threads, executor, outcomes, metric)
+
+
+def metric_names(metrics: dict) -> list[str]:
+    return [k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def check_metric(root: Path, lab: str, metric: str) -> bool:
+    """--metric checked before any cell runs, against the metrics of the lab's finished runs in
+    this runs folder (a lab declares no list of its metrics: their names follow its config).
+    True when a run reports it. A name that depends on the config (flowers'
+    `<model>.test_accuracy`: the part after the dot is known), or a lab without a finished run
+    here, is checked on the sweep's first cell instead (False), which then runs alone."""
+    runs = [r for r in rundb.list_runs(root, lab=lab) if r["status"] in FINISHED]
+    known = sorted({k for r in runs for k in metric_names(r["metrics"])})
+    if metric in known:
+        return True
+    if not known or ("." in metric and metric.rpartition(".")[2] in
+                     {k.rpartition(".")[2] for k in known}):
+        return False
+    raise UserError(f"--metric {metric}: no run of {lab} in {root} reports it; its runs report: "
+                    f"{', '.join(known)}")
+
+
+def _wrong_metric(metric: str | None, outcome: dict, lab: str) -> UserError | None:
+    names = metric_names(outcome.get("metrics") or {})
+    if metric and outcome.get("status") == "completed" and metric not in names:
+        return UserError(f"--metric {metric}: {lab}'s runs do not report it, so the sweep stopped "
+                         f"after its first cell; they report: {', '.join(names)}")
+    return None
 
 
 def _run_all(spec, root, todo, jobs, threads, submit, log, start, total) -> dict:
@@ -359,34 +407,65 @@ def build_comparison(path: Path, title: str, summary: str, groups: dict[str, lis
     return {**metrics, "report": str(path / "report.html"), "rows": rows}
 
 
+# columns of a history that say which network or when, not how well it learns
+NOT_CURVES = ("epoch", "lr", "seconds", "seed", "weight_decay", "step", "updates")
+
+
 def _curves(ranked: list[tuple[str, list[dict]]]) -> dict:
+    """Up to three numeric columns of each cell's first network, against the epoch."""
     panels: dict[str, dict] = {}
     for label, runs in ranked:
         if not runs:
             continue
-        history = _read_history(Path(runs[0]["path"]) / "history.csv")
-        for column in [c for c in (history[0] if history else {}) if c not in ("epoch", "lr", "seconds")
-                       and not c.startswith(("seed", "model"))][:3]:
-            points = [(float(h["epoch"]), float(h[column])) for h in history
-                      if h.get(column) not in (None, "") and h.get("epoch") not in (None, "")]
+        history = _first_network(_read_history(Path(runs[0]["path"]) / "history.csv"))
+        epochs = [_number(h.get("epoch")) for h in history]
+        if any(e is None for e in epochs):
+            epochs = list(range(1, len(history) + 1))  # no usable epoch column: count rows
+        columns = [c for c in (history[0] if history else {}) if c not in NOT_CURVES
+                   and all(_number(h.get(c)) is not None for h in history if h.get(c) not in (None, ""))
+                   and any(h.get(c) not in (None, "") for h in history)]
+        for column in columns[:3]:
+            points = [(e, _number(h[column])) for e, h in zip(epochs, history)
+                      if h.get(column) not in (None, "")]
             if points:
                 xs, ys = zip(*points)
                 panels.setdefault(column, {})[label] = (list(xs), list(ys))
     return panels
 
 
+def _number(text) -> float | None:
+    """A finite number written in a CSV cell, else None (text such as an optimizer's name)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
+
+
 def _read_history(path: Path) -> list[dict]:
-    """history.csv rows; where several networks share a file (a seed or model column), the first."""
     try:
         with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError:
+            return list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error):
         return []
-    for column in ("seed", "model", "optimizer"):
-        if rows and column in rows[0]:
-            first = rows[0][column]
-            rows = [r for r in rows if r[column] == first]
-    return rows
+
+
+def _first_network(rows: list[dict]) -> list[dict]:
+    """The rows of the first network where several share a file (a seed, model, optimizer,
+    activation, weight decay... column): every lab writes one network's epochs after another, so
+    they end where the text columns change or the epoch stops growing."""
+    if not rows:
+        return rows
+    text = [c for c in rows[0] if _number(rows[0][c]) is None and rows[0][c] not in (None, "")]
+    first, last_epoch = rows[:1], _number(rows[0].get("epoch"))
+    for row in rows[1:]:
+        epoch = _number(row.get("epoch"))
+        if any(row[c] != rows[0][c] for c in text) or (
+                epoch is not None and last_epoch is not None and epoch <= last_epoch):
+            break
+        first.append(row)
+        last_epoch = epoch
+    return first
 
 
 def compare(root: Path, run_dirs: list[Path], out: Path | None = None, metric: str | None = None) -> dict:
@@ -401,6 +480,11 @@ def compare(root: Path, run_dirs: list[Path], out: Path | None = None, metric: s
         runs.append(rundb.decode(row, root))
     if len(runs) < 2:
         raise UserError("compare needs at least two run directories")
+    labs = sorted({r["lab"] for r in runs})
+    if len(labs) > 1:  # their metrics and configs have nothing in common to compare
+        counts = ", ".join(f"{lab} ({sum(r['lab'] == lab for r in runs)})" for lab in labs)
+        raise UserError(f"compare takes runs of one lab, and these are runs of {counts}; compare "
+                        "each lab's runs separately")
     ignore = {"seed", "device", "sweep"}
     varying = sorted({k for r in runs for k in r["config"]
                       if k not in ignore and len({json.dumps(x["config"].get(k)) for x in runs}) > 1})
@@ -410,7 +494,6 @@ def compare(root: Path, run_dirs: list[Path], out: Path | None = None, metric: s
         groups.setdefault(key, []).append(r)
     failures = [{"cell": r["id"], "status": r["status"], "reason": r["metrics"].get("error", "")}
                 for r in runs if r["status"] != "completed"]
-    labs = sorted({r["lab"] for r in runs})
     digest = hashlib.sha1("".join(sorted(r["id"] for r in runs)).encode()).hexdigest()[:8]
     path = Path(out) if out else root / "comparisons" / f"{'-'.join(labs)}-{digest}"
     title = f"Comparison of {len(runs)} runs of {', '.join(labs)}"

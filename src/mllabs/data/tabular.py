@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -47,7 +48,7 @@ def read_csv(path: str | Path, *, required: Iterable[str] = (), numeric: Iterabl
     except UnicodeDecodeError as exc:
         if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
             raise DataError(f"{path} is UTF-16 text; save it as a UTF-8 CSV") from None
-        raise DataError(f"{path} is not UTF-8 text (byte {exc.start}); save it as a UTF-8 CSV") from None
+        text = windows_1252(path, raw, exc.start)
     except OSError as exc:
         raise DataError(f"{path} cannot be read ({exc.strerror})") from None
     if not text.strip():
@@ -83,6 +84,23 @@ def read_csv(path: str | Path, *, required: Iterable[str] = (), numeric: Iterabl
     for column in numeric:
         frame[column] = numeric_column(frame[column], path, column)
     return frame
+
+
+def windows_1252(path: Path, raw: bytes, where: int) -> str:
+    """A CSV that is not UTF-8 read as Windows-1252 (what Excel on Windows saves; Latin-1 is the
+    same but for 0x80-0x9F) when every byte is a character of it, with a warning: the columns
+    predict reads are numbers, which are ASCII in both. A byte Windows-1252 leaves undefined
+    means some other encoding, and then guessing could misread the file: refused."""
+    try:
+        text = raw.decode("cp1252")
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 text (byte {where}) nor Windows-1252/Latin-1; save "
+                        "it as a UTF-8 CSV") from None
+    sample = next((c for c in text[where:] if ord(c) > 127), "")
+    warnings.warn(f"{path} is not UTF-8; read it as Windows-1252/Latin-1 (Excel's CSV on Windows; "
+                  f"byte {where} read as {sample!r}); save it as a UTF-8 CSV to be sure",
+                  stacklevel=3)
+    return text.removeprefix("\ufeff")
 
 
 def check_row_lengths(path: Path, text: str, sep: str) -> list[str]:

@@ -39,6 +39,10 @@ class Lab(Protocol):
                           and `mllabs summary`
       predict_values(run_dir, text) -> list[dict]     one typed row (`mllabs predict --values`)
       USER_DATA = True    the lab runs on the user's own data; `mllabs run all` skips it
+      UNUSED_KEYS = {key: why}   config keys the lab inherits (TrainConfig) but its run never
+                          reads, because it sets them itself (mnist-optimizers tries every
+                          optimizer in `optimizers`); `mllabs sweep` refuses them in --grid.
+                          tests/test_sweep_labs.py checks each declaration against the source
     """
 
     NAME: str            # as on the command line, e.g. "auto-mpg"

@@ -373,4 +373,13 @@ def predict_photos(run_dir: Path, inputs: list[Path], lab: str, build: Callable[
     stats = {k: tuple(spec[k]) for k in ("mean", "std") if k in spec}
     batches = PhotoBatches(size, augment=False, **stats)
     probs = torch.softmax(forward(model, torch.from_numpy(photos), transform=batches), 1).numpy()
-    return checkpoints.top_k(inputs, probs, spec["classes"], top)
+    results = checkpoints.top_k(inputs, probs, spec["classes"], top)
+    for result, photo in zip(results, photos):
+        # one flat colour (JPEG noise aside): nothing in it to recognise, as MNIST's blank digit
+        if photo.reshape(-1, 3).astype(np.float32).std(0).max() < FLAT:
+            result["warning"] = ("the photo is one flat colour, with nothing in it to recognise, "
+                                 "so this prediction means nothing")
+    return results
+
+
+FLAT = 2.0  # per-channel standard deviation (of 0-255) below which a photo is one colour

@@ -57,6 +57,11 @@ class Config(TrainConfig):
     train_size: int = option(0, "use only this many training digits (0: all)", min=0)
 
 
+# TrainConfig's keys that each of the lab's runs replaces with its own value (see the grid above)
+UNUSED_KEYS = {"optimizer": "it trains every optimizer in `optimizers`",
+               "lr": "it tries every learning rate in `lrs`"}
+
+
 PROFILES = {
     "quick": {"epochs": 1, "seeds": 1, "train_size": 2000, "val_size": 500,
               "optimizers": ("gd", "sgd", "adam"), "lrs": (1e-1, 1e-3), "hidden": (32,)},

@@ -71,6 +71,10 @@ class Config(TrainConfig):
     val_size: int = option(5000, "training digits held out to choose the weight decay", min=1)
 
 
+# TrainConfig's weight_decay is replaced in each run by a value of the grid above
+UNUSED_KEYS = {"weight_decay": "it compares every weight decay in `weight_decays`"}
+
+
 PROFILES = {
     "quick": {"epochs": 3, "seeds": 1, "train_size": 500, "val_size": 500, "hidden": (64,),
               "weight_decays": (0.0, 1e-2)},
