@@ -66,9 +66,9 @@ class StudyConfig(PhotoConfig):
     study: str = option("", "a controlled experiment run after the comparison (depth: ResNet-18/34 "
                         "against the same networks without skip connections, everything else "
                         "equal)", choices=STUDIES)
-    study_image_size: int = option(64, "depth study: photos decoded to this many pixels a side",
+    study_image_size: int = option(48, "depth study: photos decoded to this many pixels a side",
                                    min=32)
-    study_epochs: int = option(15, "depth study: epochs for every arm", min=1)
+    study_epochs: int = option(6, "depth study: epochs for every arm", min=1)
     study_seeds: int = option(2, "depth study: seeds per arm (seed, seed + 1, ...)", min=1)
     study_zero_init: bool = option(True, "depth study: also train the ResNets with "
                                    "zero_init_residual on (two extra arms)")
@@ -172,8 +172,15 @@ def paired_bootstrap(a_right: np.ndarray, b_right: np.ndarray, resamples: int = 
 
 def depth_study(cfg: StudyConfig, photos: Photos, ctx) -> dict:
     """Train every arm for every seed, measure, report; returns the metrics (depth.*)."""
-    arm_list = arms(cfg)
     seeds = [cfg.seed + k for k in range(cfg.study_seeds)]
+    runs = train_arms(cfg, photos, ctx, seeds)
+    return report(cfg, runs, ctx, len(photos.split["train"]))
+
+
+def train_arms(cfg: StudyConfig, photos: Photos, ctx, seeds: list[int]) -> dict[str, list[dict]]:
+    """Every arm trained from each of `seeds` on the same split (cfg.seed's) and measured:
+    {arm name: [one dict per seed: outcomes, the test photos' right/wrong, history, seconds]}."""
+    arm_list = arms(cfg)
     x = torch.from_numpy(photos.images)
     y = torch.from_numpy(photos.labels.astype(np.int64))
     train = (x[photos.split["train"]], y[photos.split["train"]])
@@ -207,13 +214,20 @@ def depth_study(cfg: StudyConfig, photos: Photos, ctx) -> dict:
             ctx.log(f"depth {arm.name} seed {seed}: train loss {last['train_loss']:.3f}, train "
                     f"accuracy {last['train_accuracy']:.3f}, test {last['test_accuracy']:.3f}, "
                     f"{result.seconds:.0f} s")
+    return runs
+
+
+def report(cfg: StudyConfig, runs: dict[str, list[dict]], ctx, n_train: int) -> dict:
+    """The statistics, the verdict, depth_history.csv and the report section; the metrics."""
+    arm_list = [arm for arm in arms(cfg) if arm.name in runs]
+    seeds = [r["seed"] for r in runs["resnet18"]]
     summary = summarise(arm_list, runs)
     comparisons = compare(runs, seeds)
     verdict = judge(summary)
     ctx.run.write_history([{"arm": name, "seed": r["seed"], **row} for name, rs in runs.items()
                            for r in rs for row in r["history"]], "depth_history.csv")
     describe(cfg, arm_list, runs, summary, comparisons, verdict, ctx.report,
-             "bf16" if ctx.autocast is not None else "fp32", len(train[0]))
+             "bf16" if ctx.autocast is not None else "fp32", n_train)
     return metrics(summary, comparisons, verdict)
 
 
