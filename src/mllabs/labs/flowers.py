@@ -25,8 +25,8 @@ from mllabs import data as datasets
 from mllabs.config import option
 from mllabs.data.images import cached_image_folder
 from mllabs.errors import DataError
-from mllabs.labs import _photos, _transfer
-from mllabs.labs._photos import PhotoConfig, Photos
+from mllabs.labs import _depth, _photos, _transfer
+from mllabs.labs._photos import Photos
 from mllabs.models.resnet import MODELS, build
 
 NAME = "flowers"
@@ -45,7 +45,7 @@ SPECIES = 5
 
 
 @dataclass
-class Config(PhotoConfig):
+class Config(_depth.StudyConfig):
     """The budget (image size 96, 40 epochs, AdamW with a cosine schedule, label smoothing,
     augmentation, 15 % validation and 15 % test) is PhotoConfig's; here: which networks."""
 
@@ -98,6 +98,7 @@ def networks(cfg: Config) -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
 class FlowerPhotos:
     photos: Photos                # at image_size, for the networks trained from scratch
     transfer: Photos | None       # the same photos and split at transfer_size, for the pretrained arms
+    depth: Photos | None          # at study_image_size, for the depth study (--set study=depth)
 
 
 def prepare(cfg: Config, data_dir: Path | None) -> FlowerPhotos:
@@ -112,11 +113,13 @@ def prepare(cfg: Config, data_dir: Path | None) -> FlowerPhotos:
     root = datasets.dataset_dir(NAME, data_dir) / "flower_photos"
     folder, cache = cached_image_folder(root, cfg.image_size)
     photos = _photos.split_photos(cfg, folder, cache)
-    transfer = None
+    transfer = depth = None
     if any(n in _transfer.ARMS for n in names):
         folder, cache = cached_image_folder(root, cfg.transfer_size)
         transfer = _photos.split_photos(cfg, folder, cache)
-    return FlowerPhotos(photos, transfer)
+    if cfg.study == "depth":  # its photos at its own size, decoded before the run directory exists
+        depth = photos if cfg.study_image_size == cfg.image_size else _depth.prepare(cfg, root)
+    return FlowerPhotos(photos, transfer, depth)
 
 
 # ---------------------------------------------------------------------------- run
@@ -141,6 +144,8 @@ def run(cfg: Config, data: FlowerPhotos, ctx) -> tuple[str, dict]:
                                    "learned the photo's background.")
     if status == "completed":
         _photos.save_for_predict(ctx.run.path, NAME, cfg, photos, trained)
+        if data.depth is not None:
+            metrics |= _depth.depth_study(cfg, data.depth, ctx)
     return status, metrics
 
 
