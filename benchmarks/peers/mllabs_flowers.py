@@ -48,7 +48,7 @@ torch.set_num_interop_threads(1)
 cfg = flowers.Config(seed=0)  # the lab's default profile: 96 px, batch 32, AdamW, cosine
 cfg = dataclasses.replace(cfg, epochs=1 if args.smoke else args.epochs, limit=300 if args.smoke else 0)
 with clock("data"):
-    photos = flowers.prepare(cfg, args.data)
+    photos = flowers.prepare(cfg, args.data).photos  # the 96 px photos the scratch networks train on
     x = torch.from_numpy(photos.images)
     y = torch.from_numpy(photos.labels.astype(np.int64))
     split = photos.split
