@@ -65,8 +65,9 @@ def _valid(tp, meta: dict):
     if origin in (typing.Union, getattr(__import__("types"), "UnionType")):
         inner = [a for a in typing.get_args(tp) if a is not type(None)][0]
         return st.one_of(st.none(), _valid(inner, meta))
-    if origin is tuple:
-        return st.lists(_valid(typing.get_args(tp)[0], meta), max_size=4).map(tuple)
+    if origin is tuple:  # at least min_items values (an empty list of layers is refused)
+        return st.lists(_valid(typing.get_args(tp)[0], meta), min_size=meta.get("min_items", 0),
+                        max_size=4).map(tuple)
     if meta.get("choices"):
         return st.sampled_from([c for c in meta["choices"] if c != ""] or [""])
     if tp is bool:
