@@ -4,6 +4,7 @@ and never download: MLLABS_OFFLINE=1 turns any download attempt into an error.""
 from __future__ import annotations
 
 import importlib
+import contextlib
 import os
 from pathlib import Path
 
@@ -53,3 +54,17 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("measured by the tests")
         for line in _NOTES:
             terminalreporter.write_line(line)
+
+
+@contextlib.contextmanager
+def cache_in(folder: Path):
+    """MLLABS_CACHE pointed at `folder` for a module-scoped fixture (monkeypatch is per test)."""
+    before = os.environ.get("MLLABS_CACHE")
+    os.environ["MLLABS_CACHE"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MLLABS_CACHE")
+        else:
+            os.environ["MLLABS_CACHE"] = before

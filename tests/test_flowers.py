@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import cache_in, run_cli
 
 TINY = ["--profile", "quick", "--set", "models=cnn,resnet18,plain18", "--set", "image_size=32",
         "--set", "limit=150", "--set", "epochs=1", "--quiet"]
@@ -21,18 +20,9 @@ TINY = ["--profile", "quick", "--set", "models=cnn,resnet18,plain18", "--set", "
 def tiny_run(tmp_path_factory):
     """Two runs against a fresh image cache: the first decodes, the second reads the cache."""
     out = tmp_path_factory.mktemp("flowers")
-    before = os.environ.get("MLLABS_CACHE")
-    os.environ["MLLABS_CACHE"] = str(out / "cache")
-    try:
-        from mllabs.cli import main
-
+    with cache_in(out / "cache"):
         for name in ("first", "second"):
-            assert main(["run", "flowers", *TINY, "--out", str(out / name)]) == 0
-    finally:
-        if before is None:
-            os.environ.pop("MLLABS_CACHE")
-        else:
-            os.environ["MLLABS_CACHE"] = before
+            assert run_cli("run", "flowers", *TINY, "--out", out / name) == 0
     runs = [next((out / name / "flowers").iterdir()) for name in ("first", "second")]
     return runs
 

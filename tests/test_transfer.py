@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import cache_in, run_cli
 
 SMALL = ["--profile", "quick", "--set", "models=cnn,lite0-frozen,lite0-tuned", "--set", "image_size=32",
          "--set", "transfer_size=96", "--set", "limit=200", "--set", "epochs=1",
@@ -22,17 +21,10 @@ SMALL = ["--profile", "quick", "--set", "models=cnn,lite0-frozen,lite0-tuned", "
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("transfer")
-    before = os.environ.get("MLLABS_CACHE")
-    os.environ["MLLABS_CACHE"] = str(out / "cache")
-    try:
+    with cache_in(out / "cache"):
         assert run_cli("run", "flowers", *SMALL, "--out", out / "first") == 0
         # the frozen arm alone again: its features now come from the cache
         assert run_cli("run", "flowers", *SMALL, "--set", "models=lite0-frozen", "--out", out / "second") == 0
-    finally:
-        if before is None:
-            os.environ.pop("MLLABS_CACHE")
-        else:
-            os.environ["MLLABS_CACHE"] = before
     return [next((out / name / "flowers").iterdir()) for name in ("first", "second")], out / "cache"
 
 
