@@ -116,16 +116,31 @@ def test_cnn_stop_rule():
 
 
 def test_optimizers_quick_run_compares_and_records_divergence(tmp_path, capsys):
+    import pandas as pd
+
     assert run_cli("run", "mnist-optimizers", "--profile", "quick", "--quiet", "--out", tmp_path,
                    "--set", "lrs=1000,0.1", "--set", "optimizers=sgd,adam", "--set", "seeds=2", "--json") == 0
     m = json.loads(capsys.readouterr().out)["metrics"]
-    assert m["best_optimizer"] in ("sgd", "adam")
+    run_dir = tmp_path / "mnist-optimizers" / next(p.name for p in (tmp_path / "mnist-optimizers").iterdir())
+    history = pd.read_csv(run_dir / "history.csv")
+    tuned = history[(history.phase == "tune") & (history.epoch == history.epoch.max())]
     for name in ("sgd", "adam"):
         assert {f"{name}.test_accuracy", f"{name}.train_accuracy", f"{name}.best_lr"} <= set(m)
-        assert m[f"{name}.best_lr"] == 0.1  # lr=1000 diverges and can never be chosen
-    run_dir = tmp_path / "mnist-optimizers" / next(p.name for p in (tmp_path / "mnist-optimizers").iterdir())
+        # the rate is the one with the best validation accuracy among those that did not diverge
+        # (lr=1000 diverges; each optimizer's default rate is tried besides the grid)
+        runs = tuned[tuned.optimizer == name]
+        assert sorted(runs.base_lr.unique()) == sorted({1000.0, 0.1, 0.01 if name == "sgd" else 0.001})
+        finite = runs.groupby("base_lr").filter(lambda g: g.val_loss.notna().all() and (g.val_loss < 1e6).all())
+        assert m[f"{name}.best_lr"] == finite.groupby("base_lr").val_accuracy.mean().idxmax() != 1000
+        # the test accuracy reported is that of the fresh seeds at the chosen rate
+        final = history[(history.phase == "final") & (history.optimizer == name)]
+        assert set(final.base_lr) == {m[f"{name}.best_lr"]} and final.seed.nunique() == 2
+        assert set(final.seed).isdisjoint(set(runs.seed))
+        last = final[final.epoch == final.epoch.max()]
+        assert m[f"{name}.test_accuracy"] == pytest.approx(last.test_accuracy.mean())
+    assert m["best_optimizer"] == max(("sgd", "adam"), key=lambda n: m[f"{n}.test_accuracy"])
     md = (run_dir / "report.md").read_text()
     assert "diverged" in md and "won at learning rate" in md
     assert "The handout's single runs" in md  # Markdown is written unescaped
-    assert {"accuracy_heatmap.png", "train_accuracy.png", "test_accuracy.png", "loss.png"} <= {
+    assert {"accuracy_heatmap.png", "lr_sensitivity.png", "test_accuracy.png", "loss.png"} <= {
         p.name for p in (run_dir / "figures").iterdir()}
