@@ -182,6 +182,28 @@ def test_precision_names_resolve():
     cpu = torch.device("cpu")
     assert resolve_precision("fp32", cpu) is None
     assert resolve_precision("bf16", cpu) is torch.bfloat16
-    assert resolve_precision("auto", cpu) in (None, torch.bfloat16)
     with pytest.raises(UserError, match="precision"):
         resolve_precision("fp8", cpu)
+
+
+@pytest.mark.parametrize("flags, onednn, env, native", [
+    ({"avx2", "avx512f", "avx512_bf16"}, True, {}, True),         # Cooper Lake, Zen 4
+    ({"avx2", "avx512f", "amx_bf16"}, True, {}, True),            # Sapphire Rapids
+    ({"avx2", "avx512f"}, True, {}, False),                       # AVX-512 without BF16: emulated
+    ({"avx2"}, False, {}, False),                                 # a laptop with AVX2 only
+    ({"avx2", "avx512f", "avx512_bf16"}, True, {"ATEN_CPU_CAPABILITY": "avx2"}, False),
+    ({"avx2", "avx512f", "avx512_bf16"}, True, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, False),
+    (set(), True, {}, True),                                      # no /proc/cpuinfo: oneDNN decides
+])
+def test_auto_precision_takes_bfloat16_only_where_it_is_native(monkeypatch, flags, onednn, env, native):
+    from mllabs import hardware
+    from mllabs.train import resolve_precision
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: onednn)
+    for key in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert hardware.native_bf16() is native
+    assert resolve_precision("auto", torch.device("cpu")) is (torch.bfloat16 if native else None)

@@ -45,6 +45,8 @@ def environment(seed: int, device: str, command: str) -> dict[str, Any]:
     import numpy
     import torch
 
+    from mllabs import hardware
+
     info: dict[str, Any] = {
         "seed": seed,
         "device": device,
@@ -57,6 +59,9 @@ def environment(seed: int, device: str, command: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": platform.machine(),
         "cpu_count": os.cpu_count(),
+        # what timings depend on: the vector level PyTorch uses, native bfloat16, the raw flags
+        "cpu": {**hardware.cpu_features(),
+                "flags": sorted(hardware.cpu_flags() & set(hardware.WATCHED))},
         "command": command,
     }
     for name in ("pandas", "sklearn", "matplotlib"):

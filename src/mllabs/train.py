@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mllabs import distributed
+from mllabs import distributed, hardware
 from mllabs.checkpoints import _first_problem, save_checkpoint
 from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from mllabs.errors import UserError
@@ -52,8 +52,8 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     """The dtype to autocast the forward pass to, or None for plain float32.
 
     "auto" takes bfloat16 where the hardware computes it natively (CUDA GPUs that support it;
-    CPUs with AVX-512 BF16 or AMX, through oneDNN), where it is about 1.6-2x faster per step
-    for convolutions; elsewhere bfloat16 would be emulated and slower, so float32 stays."""
+    CPUs with AVX-512 BF16 or AMX, see hardware.native_bf16), where it is about 1.6-2x faster
+    per step for convolutions; elsewhere bfloat16 would be emulated and slower, so float32 stays."""
     if name == "fp32":
         return None
     if name == "bf16":
@@ -63,11 +63,7 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     if device.type == "cpu":
-        try:
-            native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        except (AttributeError, RuntimeError):  # older or unusual builds: stay with float32
-            native = False
-        return torch.bfloat16 if native else None
+        return torch.bfloat16 if hardware.native_bf16() else None
     return None
 
 
