@@ -68,3 +68,20 @@ def cache_in(folder: Path):
             os.environ.pop("MLLABS_CACHE")
         else:
             os.environ["MLLABS_CACHE"] = before
+
+
+def saved_test_accuracy(run_dir: Path, lab: str) -> float:
+    """Accuracy on the 10,000 MNIST test digits of the network an MNIST run saved for predict
+    (checkpoints/model.pt as predict.json describes it): says which of a run's networks it is."""
+    import torch
+
+    from mllabs import checkpoints
+    from mllabs.data import mnist
+    from mllabs.labs._mnist import ARCHITECTURES
+
+    spec = checkpoints.load_spec(run_dir, lab)
+    model = checkpoints.load_model(run_dir, spec, lambda s: ARCHITECTURES[s["architecture"]](**s["options"]))
+    data = mnist.load()
+    with torch.no_grad():
+        guesses = model.eval()(mnist.normalise(data.test_x, pad_to=spec["pad_to"])).argmax(1).numpy()
+    return float((guesses == data.test_y).mean())

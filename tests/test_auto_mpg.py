@@ -39,9 +39,42 @@ def test_metrics_follow_the_shared_schema(finished):
     assert result["lab"] == "auto-mpg" and result["status"] == "completed" and result["seconds"] > 0
     m = result["metrics"]
     assert {"test_mae", "test_mae_std", "test_mse", "linear.test_mae"} <= set(m)
-    assert 0 < m["test_mae"] < 10 and m["test_mae_std"] >= 0 and m["seeds"] == 2
-    # least squares on standardised features of this split: a fixed, known-good range
-    assert 2.0 < m["linear.test_mae"] < 3.0
+    assert m["test_mae_std"] >= 0 and m["seeds"] == 2
+
+
+def independent_least_squares(data_root, seed=0, test_fraction=0.2):
+    """Least squares recomputed here with pandas and scikit-learn, not with the lab's code: the
+    raw file, rows without horsepower dropped, origin one-hot, the handout's split (pandas'
+    sample(frac=0.8, random_state=seed) keeps the first 80 % of that permutation), raw units
+    (least squares with an intercept does not care about standardising)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    names = ["mpg", "cylinders", "displacement", "horsepower", "weight", "acceleration",
+             "model_year", "origin"]
+    raw = pd.read_csv(data_root / "auto-mpg" / "auto-mpg.data", sep=r"\s+", names=names,
+                      na_values="?", comment="\t", usecols=range(8)).dropna().reset_index(drop=True)
+    raw = pd.get_dummies(raw, columns=["origin"], dtype=float)
+    train = raw.sample(frac=1 - test_fraction, random_state=seed)
+    test = raw.drop(train.index)
+    x = lambda f: f.drop(columns="mpg").to_numpy(float)  # noqa: E731
+    model = LinearRegression().fit(x(train), train["mpg"])
+    return float(np.abs(model.predict(x(test)) - test["mpg"]).mean()), len(train), len(test)
+
+
+def test_the_network_beats_least_squares_recomputed_independently(finished, data_root, note):
+    """The lab's headline: the network's test MAE is well below least squares on the same split
+    (27.9 % on the default profile; the quick profile's 30 epochs × 2 seeds get about 25 %)."""
+    _, run_dir = finished
+    m = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    ols_mae, n_train, n_test = independent_least_squares(data_root)
+    assert (n_train, n_test) == (314, 78)
+    assert m["linear.test_mae"] == pytest.approx(ols_mae, rel=1e-6)  # the lab's baseline is OLS
+    assert m["test_mae"] < 0.85 * ols_mae, (m["test_mae"], ols_mae)
+    assert m["predict_model.test_mae"] < ols_mae  # the network predict uses beats it too
+    note(f"auto-mpg quick: network test MAE {m['test_mae']:.3f} vs least squares {ols_mae:.3f} "
+         f"(scikit-learn, same split): {1 - m['test_mae'] / ols_mae:.1%} lower")
 
 
 def test_history_has_train_and_validation_per_epoch(finished):

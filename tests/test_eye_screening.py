@@ -78,7 +78,8 @@ def test_quick_run_compares_lenet_and_resnet_and_predicts(tmp_path, capsys):
         for key in ("test_accuracy", "sensitivity", "specificity", "roc_auc"):
             assert 0 <= m[f"{name}.{key}"] <= 1, key
         assert m[f"{name}.params"] > 0 and m[f"{name}.seconds_per_epoch"] > 0
-    assert m["lenet.test_accuracy"] == m["lenet.test_accuracy"] and "resnet.test_accuracy" in m
+    assert m["resnet.test_accuracy"] == m["resnet18.test_accuracy"]
+    recompute_screening(run_dir, data, m)
     md = (run_dir / "report.md").read_text()
     assert "flags **pathologic** (the folder named pathologic)" in md and "broken.jpg" in md
     assert "The network, layer by layer" in md  # from networks(): lenet at 32 px and resnet18
@@ -94,6 +95,41 @@ def test_quick_run_compares_lenet_and_resnet_and_predicts(tmp_path, capsys):
     assert run_cli("predict", run_dir, tmp_path / "mine.png") == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{tmp_path / 'mine.png'}\t{answer['prediction']}") and len(line.splitlines()) == 1
+
+
+def recompute_screening(run_dir: Path, data: Path, m: dict) -> None:
+    """Each network's accuracy, sensitivity, specificity and ROC AUC recomputed here with
+    scikit-learn from its own saved weights (checkpoints/<name>/best.pt) on the run's test photos,
+    the pathologic folder as the positive class, normalisation written out (ImageNet's)."""
+    import torch
+    from sklearn.metrics import accuracy_score, recall_score, roc_auc_score
+
+    from mllabs.checkpoints import load_checkpoint
+    from mllabs.config import build_config
+    from mllabs.labs import eye_screening as lab
+
+    cfg = build_config(lab.Config, lab.PROFILES, "quick", ["epochs=1"])
+    prepared = lab.prepare(cfg, data)
+    photos, test = prepared.photos, prepared.photos.split["test"]
+    assert photos.classes[prepared.positive] == "pathologic"
+    x = torch.from_numpy(photos.images[test]).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    sick = (photos.labels[test] == prepared.positive).astype(int)
+    assert 0 < sick.sum() < len(sick)
+    bf16 = "forward passes in bfloat16" in (run_dir / "report.md").read_text()
+    tolerance = 1.01 / len(test) if bf16 else 1e-9  # bfloat16 may round a borderline photo apart
+    for name in ("lenet", "resnet18"):
+        net = lab.network(name, cfg)
+        net.load_state_dict(load_checkpoint(run_dir / "checkpoints" / name / "best.pt")["model"])
+        net.to(memory_format=torch.channels_last)  # as trained: the same kernels, the same rounding
+        with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            logits = net.eval()(x.contiguous(memory_format=torch.channels_last))
+        probs = torch.softmax(logits.float(), 1)[:, prepared.positive].numpy()
+        flagged = (probs > 0.5).astype(int)
+        assert abs(m[f"{name}.test_accuracy"] - accuracy_score(sick, flagged)) <= tolerance, name
+        assert abs(m[f"{name}.sensitivity"] - recall_score(sick, flagged)) <= 2 * tolerance, name
+        assert abs(m[f"{name}.specificity"] - recall_score(1 - sick, 1 - flagged)) <= 2 * tolerance, name
+        assert m[f"{name}.roc_auc"] == pytest.approx(roc_auc_score(sick, probs), abs=0.02 if bf16 else 1e-6), name
 
 
 def test_palm_layout_is_labelled_by_file_name(tmp_path):

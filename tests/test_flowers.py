@@ -80,3 +80,48 @@ def test_predict_reads_any_photo_and_rejects_a_non_image(tiny_run, data_root, tm
     assert run_cli("predict", run_dir, tmp_path / "notes.jpg") == 2
     err = capsys.readouterr().err.strip()
     assert "notes.jpg is not a readable image" in err and len(err.splitlines()) == 1
+
+
+def test_the_resnet_is_measured_on_the_test_photos_and_predict_takes_the_best_on_validation(
+        tiny_run):
+    """The ResNet-18's reported test accuracy recomputed here from its own saved weights (best.pt,
+    what restore_best left in it) on the run's test photos, with the normalisation written out
+    (ImageNet mean and std); the weights load into a ResNet-18 and not into its plain twin (the
+    skips' downsample paths are in them); predict's network is the one whose best validation
+    accuracy in history.csv is highest."""
+    import torch
+
+    from mllabs.checkpoints import load_checkpoint
+    from mllabs.config import build_config
+    from mllabs.labs import flowers
+
+    run_dir = tiny_run[0]
+    m = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    assert m["resnet.test_accuracy"] == m["resnet18.test_accuracy"]
+    sets = [s for flag, s in zip(TINY, TINY[1:]) if flag == "--set"]
+    cfg = build_config(flowers.Config, flowers.PROFILES, "quick", sets)
+    with cache_in(run_dir.parents[2] / "cache"):  # the fixture's: the photos decoded once
+        photos = flowers.prepare(cfg, None).photos
+    test = photos.split["test"]
+    x = torch.from_numpy(photos.images[test]).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    weights = load_checkpoint(run_dir / "checkpoints" / "resnet18" / "best.pt")["model"]
+    resnet = flowers.network("resnet18", cfg, len(photos.classes))
+    resnet.load_state_dict(weights)
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        flowers.network("plain18", cfg, len(photos.classes)).load_state_dict(weights)
+    with torch.no_grad():
+        guesses = resnet.eval()(x).argmax(1).numpy()
+    accuracy = float((guesses == photos.labels[test]).mean())
+    bf16 = "forward passes in bfloat16" in (run_dir / "report.md").read_text()
+    # float32 here; a run in bfloat16 may round one borderline photo the other way
+    assert abs(accuracy - m["resnet18.test_accuracy"]) <= (1.01 / len(test) if bf16 else 1e-9)
+
+    with open(run_dir / "history.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    best_val = {}
+    for row in rows:
+        best_val[row["model"]] = max(best_val.get(row["model"], 0.0), float(row["val_accuracy"]))
+    assert set(best_val) == {"cnn", "resnet18", "plain18"}
+    spec = json.loads((run_dir / "predict.json").read_text())
+    assert spec["architecture"] == max(best_val, key=best_val.get)

@@ -105,6 +105,15 @@ def test_cnn_quick_run_reports_data_look_and_learning_rate(tmp_path, capsys):
     assert lrs == pytest.approx([0.01 * 0.9 ** k for k in range(len(lrs))])  # ×0.9 every epoch
     # the report says why the default is not the handout's SGD at 0.001, from this run's decay
     assert "0.001 / (1 − 0.9) = 0.01" in (run_dir / "report.md").read_text()
+    # predict: the network of the run's last epoch (the shallow CNN keeps no best epoch) reads digits
+    from conftest import saved_test_accuracy
+
+    assert saved_test_accuracy(run_dir, "mnist-cnn") == pytest.approx(m["test_accuracy"], abs=1e-6)
+    made = render_digits(tmp_path / "digits", per_digit=2)
+    assert run_cli("predict", run_dir, *[p for p, _ in made], "--json") == 0
+    answers = json.loads(capsys.readouterr().out)
+    correct = sum(int(a["prediction"]) == digit for a, (_, digit) in zip(answers, made))
+    assert correct >= 6, f"{correct}/20 rendered digits"  # chance is 2/20
 
 
 def test_cnn_stop_rule():
@@ -144,3 +153,23 @@ def test_optimizers_quick_run_compares_and_records_divergence(tmp_path, capsys):
     assert "The handout's single runs" in md  # Markdown is written unescaped
     assert {"accuracy_heatmap.png", "lr_sensitivity.png", "test_accuracy.png", "loss.png"} <= {
         p.name for p in (run_dir / "figures").iterdir()}
+
+    # predict's network: the winning optimizer at its learning rate, the seed best on validation
+    import csv
+    import math
+
+    from conftest import saved_test_accuracy
+
+    best = m["best_optimizer"]
+    with open(run_dir / "history.csv") as fh:
+        cell = [r for r in csv.DictReader(fh) if r["optimizer"] == best and float(r["lr"]) == m[f"{best}.best_lr"]]
+    assert sorted(int(r["seed"]) for r in cell) == [0, 1]  # one epoch each: its rows are final
+    chosen = max(cell, key=lambda r: float(r["val_accuracy"]))
+    other = next(r for r in cell if r is not chosen)
+    assert float(chosen["test_accuracy"]) != float(other["test_accuracy"])  # so a wrong pick shows
+    assert math.isclose(saved_test_accuracy(run_dir, "mnist-optimizers"), float(chosen["test_accuracy"]),
+                        abs_tol=1e-6)
+    made = render_digits(tmp_path / "digits", per_digit=1)
+    assert run_cli("predict", run_dir, *[p for p, _ in made], "--json") == 0
+    answers = json.loads(capsys.readouterr().out)
+    assert len(answers) == 10 and all(len(a["top"]) == 3 for a in answers)

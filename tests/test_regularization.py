@@ -49,6 +49,26 @@ def test_more_decay_gives_smaller_weights_and_a_smaller_gap(reg_run, note):
     note(f"regularization (quick): weight norm {norms[0]:.2f} → {norms[2]:.2f} from λ = 0 to 0.3")
 
 
+def test_predict_uses_the_network_of_the_chosen_weight_decay(reg_run, tmp_path, capsys):
+    """predict's network is the one trained with best_weight_decay: its test accuracy is that
+    network's last epoch in history.csv, and no other λ's."""
+    import csv
+
+    from conftest import saved_test_accuracy
+    from digit_images import render_digits
+
+    m = json.loads((reg_run / "metrics.json").read_text())["metrics"]
+    with open(reg_run / "history.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    final = {float(r["weight_decay"]): float(r["test_accuracy"]) for r in rows if r["epoch"] == "6"}
+    assert sorted(final) == [0.0, 0.01, 0.3] and len(set(final.values())) == 3
+    assert saved_test_accuracy(reg_run, "regularization") == pytest.approx(final[m["best_weight_decay"]], abs=1e-6)
+    made = render_digits(tmp_path / "digits", per_digit=1)
+    assert run_cli("predict", reg_run, *[p for p, _ in made], "--json") == 0
+    answers = json.loads(capsys.readouterr().out)
+    assert len(answers) == 10 and all(len(a["top"]) == 3 for a in answers)
+
+
 def test_inspect_gives_one_row_per_layer(reg_run):
     (layers,) = [t for c, t in tables(reg_run).items() if c.startswith("Layer outputs")]
     rows = [dict(zip(layers["columns"], row)) for row in layers["rows"]]

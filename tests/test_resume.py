@@ -116,18 +116,34 @@ def test_state_of_another_network_is_refused(tmp_path):
         train(dataclasses.replace(cfg, batch_size=16), session=sess)
 
 
-def test_time_budget_stops_at_an_epoch_boundary_with_the_state_saved(tmp_path):
+class FakeClock:
+    """The session's time source, moved on by the training itself: no sleep, no real time."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.mark.parametrize("budget, saved", [(150.0, 2), (190.0, 3)])
+def test_time_budget_stops_at_an_epoch_boundary_with_the_state_saved(tmp_path, budget, saved):
+    """Each update takes 10 s of the fake clock (6 updates, 60 s an epoch). A 150 s budget:
+    after epoch 2 (120 s) the next epoch would end at 180 s, so it is not started; 190 s: epoch 3
+    ends at 180 s and epoch 4 would overrun. Without the look-ahead both would run one epoch
+    too many, and a clock read anywhere else than the session's would never stop."""
     cfg = TrainConfig(epochs=10, batch_size=32, seed=1)
+    clock = FakeClock()
 
-    def slow(model, epoch):  # 6 updates per epoch: about 0.12 s each epoch
-        time.sleep(0.02)
+    def slow(model, epoch):
+        clock.now += 10.0
 
-    sess = Session(state_dir=tmp_path, max_seconds=0.3)
-    with pytest.raises(OutOfTime, match="before epoch"):
+    sess = Session(state_dir=tmp_path, max_seconds=budget, clock=clock)
+    with pytest.raises(OutOfTime, match=f"before epoch {saved + 1} of 10"):
         fit(net(), problem(), cfg, loss_fn=nn.functional.cross_entropy, after_backward=slow,
             progress=False, session=sess)
-    epochs = load_checkpoint(tmp_path / "fit-001.pt")["epoch"]
-    assert 1 <= epochs <= 2  # the epoch that would have overrun the budget was not started
+    assert load_checkpoint(tmp_path / "fit-001.pt")["epoch"] == saved
+    assert clock.now == 60.0 * saved
 
 
 def test_sigterm_raises_keyboard_interrupt_and_the_old_handler_comes_back():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +35,15 @@ class Session:
     root: Path | None = None              # checkpoint folders must stay inside it (the run)
     max_seconds: float | None = None
     state_share: float = 0.02             # of training time, at most, spent saving states
-    started: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.monotonic  # the budget's time source (tests pass a fake one)
+    started: float | None = None          # clock() when the run began
     calls: int = 0
     histories: list[tuple[str, list[dict]]] = field(default_factory=list)
     where: str = ""                       # the network and epoch in training, for the report
+
+    def __post_init__(self):
+        if self.started is None:
+            self.started = self.clock()
 
     def state_file(self, identity: dict) -> StateFile | None:
         """The next fit() call's state file; its history is shown if the run is interrupted."""
@@ -48,7 +54,7 @@ class Session:
     def out_of_time(self, next_epoch: float) -> bool:
         """The budget is spent, or would be before an epoch as long as `next_epoch` ends."""
         return (self.max_seconds is not None
-                and time.monotonic() - self.started + next_epoch > self.max_seconds)
+                and self.clock() - self.started + next_epoch > self.max_seconds)
 
 
 @dataclass

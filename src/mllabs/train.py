@@ -423,6 +423,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
             if session is not None:
                 session.where = f"in {name}, epoch {epoch} of {cfg.epochs}"
             tick = time.perf_counter()
+            began = session.clock() if session is not None else 0.0  # the budget's own clock
             row = {"epoch": epoch, **t.train_epoch(epoch)}
             for set_name, data in (({"val": val} if val is not None else {}) | (also or {})).items():
                 row.update({f"{set_name}_{k}": v for k, v in t.evaluate(data).items()})
@@ -435,7 +436,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
             if checkpoint_dir and t.result.status != "diverged" and epoch % checkpoint_every == 0:
                 save_epoch_checkpoint(Path(checkpoint_dir), epoch, model, optimizer, keep_last)
             stopping = (session is not None and not stop and epoch < cfg.epochs
-                        and session.out_of_time(row["seconds"]))
+                        and session.out_of_time(session.clock() - began))
             # the state is on disk before the epoch is reported, and always before a budget stop
             if store is not None and not stop and epoch < cfg.epochs and (
                     stopping or store.due(time.perf_counter() - started)):
