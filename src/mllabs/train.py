@@ -226,10 +226,12 @@ def progress_metrics(row: dict) -> str:
     split = "val" if any(k.startswith("val_") for k in row) else "train"
     values = {k[len(split) + 1:]: v for k, v in row.items()
               if k.startswith(f"{split}_") and isinstance(v, float)}
-    shown = {k: v for k, v in values.items() if k != "loss"} or values
+    in_units = {"mae", "mse", "rmse", "r2"} & set(values)  # metrics in the target's own units
+    shown = {k: v for k, v in values.items() if not (k == "loss" and in_units)}
     name = "validation" if split == "val" else "train"
     parts = [f"{100 * v:.2f} %" if "accuracy" in k else f"{v:.4g}" for k, v in shown.items()]
-    return ", ".join(f"{name} {k.replace('_', ' ')} {p}" for k, p in zip(shown, parts))
+    words = {"mae": "MAE", "mse": "MSE", "rmse": "RMSE", "r2": "R²"}
+    return ", ".join(f"{name} {words.get(k, k.replace('_', ' '))} {p}" for k, p in zip(shown, parts))
 
 
 def eta_text(seconds: float) -> str:
