@@ -678,7 +678,9 @@ def _runs_table(rows: list[dict], sort_key: str = "") -> list[dict]:
     cells = []
     for r in rows:
         shown = {k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))}
-        first = ([sort_key] if sort_key in shown else []) + [k for k in shown if k != sort_key][:2]
+        headline = _lab_headline(r["lab"])  # the lab's own headline metric before the rest
+        lead = [k for k in (sort_key, headline) if k and k in shown]
+        first = list(dict.fromkeys(lead + [k for k in shown if k not in lead]))[:max(3, len(lead))]
         cells.append([f"{k}={shown[k]:.4g}" for k in first])
     width = [max((len(c[i]) for c in cells if len(c) > i), default=0) for i in range(3)]
     table = []
@@ -688,8 +690,16 @@ def _runs_table(rows: list[dict], sort_key: str = "") -> list[dict]:
         if any(varying.values()):
             row["settings"] = " ".join(f"{k}={setting(r['config'].get(k))}" for k in varying[r["lab"]])
         row["metrics"] = "  ".join(c.ljust(w) for c, w in zip(metric_cells, width)).rstrip()
+        report = Path(r["path"]) / "report.html"
+        row["report"] = str(report) if report.exists() else "-"
         table.append(row)
     return table
+
+
+def _lab_headline(lab: str) -> str:
+    from mllabs.labs import LABS, get_lab
+
+    return getattr(get_lab(lab), "HEADLINE", "") if lab in LABS else ""
 
 
 def _print_table(rows: list[dict]) -> None:

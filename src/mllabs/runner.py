@@ -186,6 +186,9 @@ def _ending(lab: ModuleType, data, ctx: RunContext, metrics: dict) -> dict:
     doc, out = ctx.report.doc, {}
     if hasattr(lab, "headline"):
         doc["headline"] = out["headline"] = lab.headline(metrics)
+    key = f"figures/{getattr(lab, 'KEY_FIGURE', '')}.png"
+    if "key_figure" not in doc and any(b.get("file") == key for s in doc["sections"] for b in s["blocks"]):
+        doc["key_figure"] = key
     if getattr(lab, "HEADLINE", None):
         doc["headline_metric"] = lab.HEADLINE
     if hasattr(lab, "example_input"):

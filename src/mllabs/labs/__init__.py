@@ -53,6 +53,8 @@ class Lab(Protocol):
                           ["--values", "..."]); the report and the CLI print that command
       TRY_NEXT = [(sets, why), ...]   "--set k=v ..." changes worth trying, each with why; the
                           report ends with them as `mllabs run LAB ...` commands
+      KEY_FIGURE = "curves"   the results box's figure, by name, for a lab that does not mark
+                          one with ctx.report.figure(..., key=True)
       LAYER_NAMES = {network: {layer: name}}   the handout's names in the layer table (C1…F6)
     Figures say what they show: ctx.report.figure(..., conclusion="from this run's numbers"),
     and key=True on the one figure the results box shows.
