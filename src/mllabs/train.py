@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import random
 import re
 import sys
@@ -215,6 +216,15 @@ class ProgressLine:
 
 
 PRINT_EVERY = 10.0  # seconds between plain progress lines of one fit (its last epoch always prints)
+
+
+def print_every() -> float:
+    """PRINT_EVERY, or $MLLABS_PROGRESS_EVERY seconds (0: every epoch, for a script or test that
+    waits for a given epoch's line)."""
+    try:
+        return max(0.0, float(os.environ.get("MLLABS_PROGRESS_EVERY", PRINT_EVERY)))
+    except ValueError:
+        return PRINT_EVERY
 _PART = re.compile(r"(\d+)/(\d+)")
 
 
@@ -276,7 +286,7 @@ class _Progress:
         info = "  ".join(p for p in (progress_metrics(row), "" if final else self.eta(epoch)) if p)
         if self.bar is not None:
             self.bar.update(self.task, completed=epoch, info=info)
-        elif final or time.monotonic() - self.last >= PRINT_EVERY:
+        elif final or time.monotonic() - self.last >= print_every():
             self.last = time.monotonic()
             head = " ".join(p for p in (self.line.tag, self.label) if p)
             ended = " (stopped early)" if final and epoch < self.total else ""

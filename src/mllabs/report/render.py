@@ -115,7 +115,7 @@ def render_run(run_dir: Path) -> Path:
                       if b["kind"] == "figure" and b["file"] == key), None)
     context = {"doc": doc, "result": metrics, "metrics": flat, "env": env,
                "run_dir": run_dir.name, "key": key_block, "toc": _toc(doc, bool(flat)),
-               "status_line": _status_line(metrics)}
+               "status_line": _status_line(metrics, doc)}
     md = _env.get_template("report.md.j2").render(**context)
     atomic_write_text(run_dir / "report.md", md)
     images = {b["file"]: _embed(run_dir, b["file"]) for s in doc["sections"] for b in s["blocks"]
@@ -125,11 +125,12 @@ def render_run(run_dir: Path) -> Path:
     return run_dir / "report.html"
 
 
-def _status_line(result: dict) -> str:
+def _status_line(result: dict, doc: dict) -> str:
     """What the results box says when the run has no result to headline."""
     status = result.get("status")
     if status == "completed":
-        return ""
+        return "" if doc.get("headline") else (
+            "This run's lab declared no headline when it ran; its numbers are under All metrics.")
     if status == "interrupted":
         return ("The run was interrupted before it finished" + (f" ({result['reason']})" if
                 result.get("reason") else "") + "; the sections below show what it reached, and "
