@@ -96,6 +96,8 @@ def execute(name: str, *, profile: str | None = None, sets: list[str] | None = N
     run = _open_run(out, name, profile, cfg, torch_device, command, resume)
     record = (lambda r, quiet=False: _index(r, sweep, quiet)) if index else (lambda r, quiet=False: None)
     record(run)  # the run is findable (as running) from its first second
+    if index:
+        write_index(run.path.parent.parent)  # runs/index.html lists it as running meanwhile
     seed_everything(cfg.seed)
     ctx = RunContext(run, Report(run, lab.TITLE, lab.SUMMARY), torch_device, progress,
                      resolve_precision(getattr(cfg, "precision", "fp32"), torch_device),
