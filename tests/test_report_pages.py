@@ -172,3 +172,35 @@ def test_progress_shows_validation_never_test_and_one_line_per_short_fit(capsys)
     assert len(lines) == 1, lines  # a fit of well under PRINT_EVERY seconds: its last epoch only
     assert re.match(r"\[demo 2/3\] seed 1/2 epoch 20/20  validation loss [\d.]+$", lines[0]), lines
     assert "test" not in lines[0]
+
+
+# ---------------------------------------------------------------------------- figures
+
+
+def test_pair_plot_rows_and_columns_share_their_axes_and_counts_stay_off_them():
+    """The mpg row's axis shows MPG (9–47 here), never the histogram's counts (up to ~100)."""
+    from mllabs.report import figures
+
+    rng = np.random.default_rng(0)
+    mpg = rng.uniform(9, 47, 400)
+    fig = figures.pair_plot({"mpg": mpg, "weight": 5000 - 80 * mpg + rng.normal(0, 100, 400)})
+    grid = [ax for ax in fig.axes if ax.get_subplotspec() is not None][:4]  # twins come after
+    fig.canvas.draw()
+    top_left, top_right, bottom_left, _ = grid
+    assert top_left.get_shared_y_axes().joined(top_left, top_right)
+    assert top_left.get_shared_x_axes().joined(top_left, bottom_left)
+    low, high = top_left.get_ylim()
+    assert 0 < low < 12 and 44 < high < 52, (low, high)
+    shown = [t for t in top_left.get_yticks() if low <= t <= high]  # the labels a reader sees
+    assert shown and min(shown) >= 9 and max(shown) <= 47, shown
+
+
+def test_log_axes_label_ticks_as_plain_numbers():
+    from mllabs.report import figures
+
+    fig = figures.curves({"MAE": {"a": (np.arange(1, 31), np.linspace(4.3, 1.8, 30))}}, log_y=True)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels() + ax.get_yticklabels(minor=True) if t.get_text()]
+    assert {"2", "3", "4"} <= set(labels), labels
+    assert not any("$" in t or "×" in t or "times" in t for t in labels), labels

@@ -390,8 +390,8 @@ def describe_training(cfg: Config, runs, has_val: bool, rep, metrics: dict | Non
                 np.arange(1, length + 1), values.mean(0), values.std(0, ddof=1) if len(refits) > 1 else None)
         panels[title] = series
     refit = cfg.refit and has_val and all(r["fit"] is not r["curves"] for r in runs)
-    rep.figure(figures.curves(panels, log_y=True,
-                              mark=(cfg.epochs, f"kept: epoch {cfg.epochs}, the last (fixed budget)")),
+    kept = (cfg.epochs, f"kept: epoch {cfg.epochs}, the last (fixed budget)") if metrics else None
+    rep.figure(figures.curves(panels, log_y=True, mark=kept),
                "training_curves",
                "Training and validation error per epoch, mean over seeds (band: ± one std); "
                "train error is the running mean over each epoch's batches, with dropout on"
@@ -460,7 +460,7 @@ def describe_results(runs, linear, target, chosen, x_test, y_test, metrics, rep)
                conclusion=f"{int((err <= 2).sum())} of {len(y_test)} cars are within 2 MPG; the "
                           f"largest miss is {pred[worst] - y_test[worst]:+.1f} MPG (a "
                           f"{y_test[worst]:.0f}-MPG car).")
-    rep.text(f"predict uses the seed-{chosen['seed']} network (lowest validation error; test MAE "
+    rep.text(f"`mllabs predict` uses the seed-{chosen['seed']} network (lowest validation error; test MAE "
              f"{chosen['test']['mae']:.3f} MPG). It reads a CSV with the columns cylinders, "
              "displacement, horsepower, weight, acceleration, model_year, origin (1/2/3 or "
              "USA/Europe/Japan); other columns such as mpg or car_name are ignored. The command "

@@ -8,16 +8,24 @@ matplotlib.use("Agg")  # files only; never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 Series = dict[str, tuple]  # label -> (x, y) or (x, y, y_err)
 
 
 def plain_log_axis(axis) -> None:
     """Ticks of a log axis as plain numbers (0.5, 1, 2, 5 rather than 5×10⁻¹, 10⁰, 2×10⁰)."""
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    def minor(value, _):  # where matplotlib would write 2×10ⁿ: every minor tick on an axis of
+        if not (value > 0 and np.isfinite(value)):  # under a decade, 2 and 5 on one of two
+            return ""
+        low, high = sorted(axis.get_view_interval())
+        decades = np.log10(high / low) if low > 0 and np.isfinite(high / low) else 3.0
+        mantissa = round(value / 10 ** np.floor(np.log10(value)), 6)
+        shown = (2, 3, 4, 5, 6, 7, 8, 9) if decades < 1 else (2, 5) if decades < 2 else ()
+        return f"{value:g}" if mantissa in shown else ""
+
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(NullFormatter())
+    axis.set_minor_formatter(FuncFormatter(minor))
 
 
 def curves(panels: dict[str, Series], xlabel: str = "epoch", log_y: bool = False,
@@ -36,6 +44,9 @@ def curves(panels: dict[str, Series], xlabel: str = "epoch", log_y: bool = False
     labels = list(dict.fromkeys(label for series in panels.values() for label in series))
     colour = {label: cycle[i % len(cycle)] for i, label in enumerate(labels)}
     for ax, (title, series) in zip(axes.flat, panels.items()):
+        # a panel with nothing to draw (a run that diverged at once) keeps a linear axis
+        drawable = any((np.isfinite(np.asarray(d[1], float)) & (np.asarray(d[1], float) > 0)).any()
+                       for d in series.values())
         for label, data in series.items():
             x, y = np.asarray(data[0]), np.asarray(data[1], dtype=float)
             # with few epochs, dots show each measured point (one epoch is otherwise invisible)
@@ -44,13 +55,13 @@ def curves(panels: dict[str, Series], xlabel: str = "epoch", log_y: bool = False
             if len(data) > 2 and data[2] is not None:
                 err = np.asarray(data[2], dtype=float)
                 ax.fill_between(x, y - err, y + err, color=line.get_color(), alpha=0.2, linewidth=0)
-        if mark is not None:
+        if mark is not None and drawable:
             ax.axvline(mark[0], color="#555555", linestyle="--", linewidth=1, label=mark[1])
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         if xlabel == "epoch":
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        if log_y:
+        if log_y and drawable:
             ax.set_yscale("log")
             plain_log_axis(ax.yaxis)
         ax.grid(alpha=0.3)
