@@ -93,8 +93,11 @@ def test_report_contains_the_lab_tables(finished):
         assert text in md, text
     html = (run_dir / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5 and "src=\"figures/" not in html
-    # the Markdown in report text becomes HTML there (the command in backticks is code)
-    assert "<code>mllabs predict RUN_DIR cars.csv</code>" in html and "`mllabs predict" not in html
+    # the Markdown in report text becomes HTML there (words in backticks are code)
+    assert "<code>mllabs predict</code>" in html and "`mllabs predict" not in html
+    # the report's predict command names this run and an example it wrote, so it runs as printed
+    command = json.loads((run_dir / "report.json").read_text())["predict_command"]
+    assert command == f"mllabs predict {run_dir} {run_dir / 'example-cars.csv'}" and command in html
 
 
 def test_report_re_renders(finished, capsys):

@@ -134,6 +134,7 @@ class PageCheck:
     images: list[dict] = field(default_factory=list)
     links: list[dict] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)   # console errors, exceptions, failed loads
+    layout: dict = field(default_factory=dict)        # where the results box and figures sit
 
     @property
     def broken_images(self) -> list[dict]:
@@ -156,6 +157,18 @@ _PAGE_STATE_JS = """(async () => {
     images: imgs.map(i => ({src: i.getAttribute("src").slice(0, 80), alt: i.alt,
                             complete: i.complete, width: i.naturalWidth, height: i.naturalHeight})),
     links: Array.from(document.links).map(a => ({href: a.href, text: a.textContent.trim()})),
+    layout: (() => {
+      const box = document.querySelector("#result");
+      const top = el => el ? el.getBoundingClientRect().top + window.scrollY : null;
+      const figures = Array.from(document.querySelectorAll("figure"));
+      const outside = figures.filter(f => !box || !box.contains(f));
+      const details = document.querySelector("details");
+      return {result: top(box), result_has_figure: !!(box && box.querySelector("figure img")),
+              first_figure: top(figures[0] || null), first_outside_figure: top(outside[0] || null),
+              first_h2: top(Array.from(document.querySelectorAll("h2")).find(h => !box || !box.contains(h)) || null),
+              metrics_collapsed: details ? !details.open : null,
+              height: document.documentElement.scrollHeight};
+    })(),
   };
 })()"""
 
@@ -207,12 +220,13 @@ class Browser:
         except json.JSONDecodeError:
             return body
 
-    def check(self, url: str) -> PageCheck:
-        """Load `url` in a new tab, listening from before navigation, and report what happened."""
+    def check(self, url: str, screenshot: Path | None = None) -> PageCheck:
+        """Load `url` in a new tab, listening from before navigation, and report what happened;
+        with `screenshot`, the top of the page as it renders is saved there as a PNG."""
         target = self._http("PUT", "/json/new?about:blank")
         ws = WebSocket(target["webSocketDebuggerUrl"], timeout=PAGE_TIMEOUT)
         try:
-            return _Session(ws, PAGE_TIMEOUT).run(url)
+            return _Session(ws, PAGE_TIMEOUT).run(url, screenshot)
         finally:
             ws.close()
             try:
@@ -298,9 +312,12 @@ class _Session:
             if "method" in msg:
                 self.events.append(msg)
 
-    def run(self, url: str) -> PageCheck:
+    def run(self, url: str, screenshot: Path | None = None) -> PageCheck:
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.call(f"{domain}.enable")
+        if screenshot is not None:  # a reader's window: 1100 px wide
+            self.call("Emulation.setDeviceMetricsOverride", width=1100, height=1400,
+                      deviceScaleFactor=1, mobile=False)
         nav = self.call("Page.navigate", url=url)
         if nav.get("errorText"):
             return PageCheck(url=url, errors=[f"navigation failed: {nav['errorText']}"])
@@ -312,8 +329,13 @@ class _Session:
             raise RuntimeError(f"page state script failed: {state['exceptionDetails']}")
         self.drain(0.05)
         value = state["result"]["value"]
+        if screenshot is not None:
+            shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                             clip={"x": 0, "y": 0, "width": 1100,
+                                   "height": min(value["layout"]["height"], 2400), "scale": 1})
+            Path(screenshot).write_bytes(base64.b64decode(shot["data"]))
         return PageCheck(url=url, title=value["title"], text=value["text"], images=value["images"],
-                         links=value["links"], errors=_errors(self.events))
+                         links=value["links"], errors=_errors(self.events), layout=value["layout"])
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -434,6 +456,65 @@ def test_runs_index_renders_and_links_to_the_report(browser, quick_run):
         assert Path(urllib.request.url2pathname(href[len("file://"):])).is_file(), href
     linked = browser.check(report.as_uri())
     assert linked.problems() == [], "\n".join(linked.problems())
+
+
+# the labs whose reports are looked at page by page, each as small as it runs (seconds)
+LAB_RUNS = {
+    "auto-mpg": ["--set", "epochs=3", "--set", "seeds=2"],
+    "mnist-lenet": ["--set", "train_size=600", "--set", "val_size=300"],
+    "mnist-cnn": ["--set", "train_size=600"],
+}
+
+
+@pytest.fixture(scope="module")
+def lab_reports(quick_run, tmp_path_factory):
+    """report.html of each lab in LAB_RUNS (auto-mpg's is quick_run's), in one runs folder."""
+    from mllabs.cli import main
+
+    runs, auto_mpg = quick_run
+    reports = {"auto-mpg": auto_mpg}
+    for lab, sets in LAB_RUNS.items():
+        if lab in reports:
+            continue
+        assert main(["run", lab, "--profile", "quick", "--out", str(runs), "--quiet", *sets]) == 0
+        (found,) = runs.glob(f"{lab}/*/report.html")
+        reports[lab] = found
+    return reports
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory):
+    """Where the screenshots go: $MLLABS_SCREENSHOTS if set (CI keeps it as an artifact), else
+    pytest's temporary folder; the path is printed either way."""
+    folder = Path(os.environ.get("MLLABS_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\nreport screenshots: {folder}")
+    return folder
+
+
+@pytest.mark.parametrize("lab", list(LAB_RUNS))
+def test_report_opens_with_its_result(browser, lab_reports, screenshots, lab):
+    """As rendered: the results box is the first thing after the title, before any figure or
+    section; it holds the headline and the key figure; the raw metrics are collapsed at the end.
+    A screenshot of the page's top is saved per lab."""
+    shot = screenshots / f"{lab}.png"
+    page = browser.check(lab_reports[lab].as_uri(), screenshot=shot)
+    assert page.problems() == [], "\n".join(page.problems())
+    layout = page.layout
+    assert layout["result"] is not None, f"{lab}: no results box"
+    assert layout["result"] <= layout["first_figure"], layout
+    assert layout["first_outside_figure"] is None or layout["result"] < layout["first_outside_figure"]
+    assert layout["result"] < layout["first_h2"], layout
+    assert layout["result_has_figure"], f"{lab}: the results box shows no figure"
+    assert layout["metrics_collapsed"] is True, layout
+    doc = json.loads((lab_reports[lab].parent / "report.json").read_text("utf-8"))
+    # the headline sentence, as the browser shows it, sits in the box: before the contents line
+    first_words = doc["headline"].replace("**", "").split(" (")[0]
+    assert first_words in page.text and page.text.index(first_words) < page.text.index("Contents:")
+    assert "What it shows:" in page.text  # every figure's conclusion is rendered
+    if "predict_command" in doc:
+        assert doc["predict_command"] in page.text
+    assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _tiny_png() -> bytes:

@@ -158,7 +158,8 @@ QUICK = ["--profile", "quick", "--set", "epochs=4", "--set", "train_size=1500"]
 
 
 def start(data_root, out, *args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLLABS_DATA": str(data_root), "MLLABS_OFFLINE": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLLABS_DATA": str(data_root), "MLLABS_OFFLINE": "1",
+           "MLLABS_PROGRESS_EVERY": "0"}  # a line every epoch: kill_after waits for epoch 2's
     return subprocess.Popen([sys.executable, "-m", "mllabs", "run", *args, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 

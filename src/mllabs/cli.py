@@ -338,35 +338,46 @@ def cmd_run(args, argv) -> int:
         from mllabs import distributed
         return distributed.launch(argv, args.nproc, args.nnodes, args.rdzv_endpoint)
     results, skipped = [], []
+    running = [n for n in names if not (args.lab == "all" and getattr(get_lab(n), "USER_DATA", False))]
     for name in names:
-        if args.lab == "all" and getattr(get_lab(name), "USER_DATA", False):
+        if name not in running:
             skipped.append(name)  # its data is the user's to bring; `all` cannot supply it
             continue
         command = "mllabs " + shlex.join(["run", name, *argv[argv.index(args.lab) + 1:]]
                                          if args.lab == "all" else argv)
+        position = (running.index(name) + 1, len(running)) if args.lab == "all" else None
         results.append(execute(name, profile=args.profile, sets=args.sets, seed=args.seed,
                                device=args.device, out=args.out, data_dir=args.data_dir,
                                progress=not (args.quiet or args.json), command=command,
                                resume=args.resume, max_seconds=args.max_seconds, log=args.log,
-                               sweep=args.sweep_id))
+                               sweep=args.sweep_id, position=position))
+        if not args.json and os.environ.get("RANK", "0") == "0":
+            print_ending(results[-1], position)  # as it goes: `run all` takes half an hour
     completed = all(r["status"] == "completed" for r in results)
     if os.environ.get("RANK", "0") != "0":  # torchrun's other processes: rank 0 reports
         return 0 if completed else 1
     if args.json:
         print(json.dumps(results if args.lab == "all" else results[0], indent=2))
         return 0 if completed else 1
-    for result in results:
-        key = ", ".join(f"{k} = {v:.4g}" for k, v in list(result["metrics"].items())[:3]
-                        if isinstance(v, (int, float)))
-        print(f"{result['lab']}: {result['status']} in {result['seconds']:.1f} s  {key}")
-        print(f"  report: {Path(result['run_dir']) / 'report.html'}")
-        if result.get("reason"):
-            print(f"  {result['reason']}; continue it with: mllabs run {result['lab']} --resume "
-                  f"{result['run_dir']}")
     for name in skipped:
         print(f"{name}: skipped (it needs your own data: mllabs run {name} --data-dir PATH)")
     print(f"all runs: {args.out / 'index.html'}")
     return 0 if completed else 1
+
+
+def print_ending(result: dict, position: tuple[int, int] | None) -> None:
+    """The closing lines of one lab: status and headline, the report, a predict that works."""
+    from mllabs.runner import plain
+
+    tag = f"[{result['lab']} {position[0]}/{position[1]}]" if position else f"[{result['lab']}]"
+    headline = f": {plain(result['headline'])}" if result.get("headline") else ""
+    print(f"{tag} {result['status']} in {result['seconds']:.1f} s{headline}", flush=True)
+    print(f"  report:  {Path(result['run_dir']) / 'report.html'}", flush=True)
+    if result.get("predict_command"):
+        print(f"  predict: {result['predict_command']}", flush=True)
+    if result.get("reason"):
+        print(f"  {result['reason']}; continue it with: mllabs run {result['lab']} --resume "
+              f"{result['run_dir']}", flush=True)
 
 
 def cmd_predict(args, argv) -> int:
@@ -667,7 +678,9 @@ def _runs_table(rows: list[dict], sort_key: str = "") -> list[dict]:
     cells = []
     for r in rows:
         shown = {k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))}
-        first = ([sort_key] if sort_key in shown else []) + [k for k in shown if k != sort_key][:2]
+        headline = _lab_headline(r["lab"])  # the lab's own headline metric before the rest
+        lead = [k for k in (sort_key, headline) if k and k in shown]
+        first = list(dict.fromkeys(lead + [k for k in shown if k not in lead]))[:max(3, len(lead))]
         cells.append([f"{k}={shown[k]:.4g}" for k in first])
     width = [max((len(c[i]) for c in cells if len(c) > i), default=0) for i in range(3)]
     table = []
@@ -677,8 +690,16 @@ def _runs_table(rows: list[dict], sort_key: str = "") -> list[dict]:
         if any(varying.values()):
             row["settings"] = " ".join(f"{k}={setting(r['config'].get(k))}" for k in varying[r["lab"]])
         row["metrics"] = "  ".join(c.ljust(w) for c, w in zip(metric_cells, width)).rstrip()
+        report = Path(r["path"]) / "report.html"
+        row["report"] = str(report) if report.exists() else "-"
         table.append(row)
     return table
+
+
+def _lab_headline(lab: str) -> str:
+    from mllabs.labs import LABS, get_lab
+
+    return getattr(get_lab(lab), "HEADLINE", "") if lab in LABS else ""
 
 
 def _print_table(rows: list[dict]) -> None:

@@ -10,6 +10,8 @@ with --resume; under torchrun (--nproc N) only rank 0 writes.
 from __future__ import annotations
 
 import contextlib
+import re
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -31,7 +33,8 @@ from mllabs.labs import LABS, get_lab
 from mllabs.report import Report, render_run, write_index
 from mllabs.runs import Run, environment
 from mllabs.session import OutOfTime, Session
-from mllabs.train import FitResult, fit, resolve_device, resolve_precision, seed_everything
+from mllabs.train import (FitResult, ProgressLine, fit, resolve_device, resolve_precision,
+                          seed_everything)
 
 
 @dataclass
@@ -45,15 +48,17 @@ class RunContext:
     progress: bool = True
     autocast: torch.dtype | None = None   # from the config's `precision`, where a lab has one
     session: Session = field(default_factory=Session)
+    line: ProgressLine = field(default_factory=ProgressLine)  # "[lab i/N]" and the lab's start
 
     def log(self, message: str) -> None:
         if self.progress:
-            print(f"[{self.run.lab}] {message}", file=sys.stderr, flush=True)
+            print(f"{self.line.tag or f'[{self.run.lab}]'} {message}", file=sys.stderr, flush=True)
 
     def fit(self, model, train, cfg, *, progress: bool = True, **options) -> FitResult:
         """train.fit() for this run: `progress=False` quietens one call (a lab training many)."""
         return fit(model, train, cfg, device=self.device, autocast=self.autocast,
-                   progress=self.progress and progress, session=self.session, **options)
+                   progress=self.line if self.progress and progress else False,
+                   session=self.session, **options)
 
 
 def execute(name: str, *, profile: str | None = None, sets: list[str] | None = None,
@@ -61,7 +66,7 @@ def execute(name: str, *, profile: str | None = None, sets: list[str] | None = N
             data_dir: Path | None = None, progress: bool = True, command: str = "",
             resume: Path | None = None, max_seconds: float | None = None,
             log: list[str] | None = None, index: bool = True, sweep: str | None = None,
-            scratch_rank: bool = False) -> dict:
+            scratch_rank: bool = False, position: tuple[int, int] | None = None) -> dict:
     """Run one lab end to end; returns metrics.json's object plus run_dir.
 
     With `resume`, the lab runs again top to bottom in that run directory with its saved config,
@@ -69,7 +74,9 @@ def execute(name: str, *, profile: str | None = None, sets: list[str] | None = N
     at the first epoch boundary where the budget is spent and the run ends interrupted, its
     report written, resumable. `log` names trackers (tensorboard, mlflow) that get a copy of the
     finished run. `index=False` keeps the run out of runs/mllabs.db; `sweep` is the id of the
-    sweep the run is a cell of."""
+    sweep the run is a cell of; `position` (i, n) numbers the lab in `run all`'s progress lines.
+    A completed run's result also holds `headline` (the results box's sentence) and
+    `predict_command` (a predict that works as printed, on the example input the lab wrote)."""
     lab = get_lab(name)
     trackers_wanted = trackers.parse_trackers(log)
     if resume is not None:
@@ -89,11 +96,14 @@ def execute(name: str, *, profile: str | None = None, sets: list[str] | None = N
     run = _open_run(out, name, profile, cfg, torch_device, command, resume)
     record = (lambda r, quiet=False: _index(r, sweep, quiet)) if index else (lambda r, quiet=False: None)
     record(run)  # the run is findable (as running) from its first second
+    if index:
+        write_index(run.path.parent.parent)  # runs/index.html lists it as running meanwhile
     seed_everything(cfg.seed)
     ctx = RunContext(run, Report(run, lab.TITLE, lab.SUMMARY), torch_device, progress,
                      resolve_precision(getattr(cfg, "precision", "fp32"), torch_device),
                      Session(state_dir=run.checkpoints / "state", root=run.path,
-                             max_seconds=max_seconds))
+                             max_seconds=max_seconds),
+                     ProgressLine(f"[{name} {position[0]}/{position[1]}]" if position else f"[{name}]"))
     ctx.log(f"profile {profile}, device {torch_device}, "
             f"{'resuming' if resume is not None else 'writing'} {run.path}")
     try:
@@ -138,6 +148,8 @@ def _run_lab(lab: ModuleType, cfg, data, ctx: RunContext, command: str, record) 
 
     def finish(status: str, metrics: dict, **extra) -> dict:
         result = run.write_metrics(status, metrics, **extra)
+        if status == "completed":
+            result.update(_ending(lab, data, ctx, metrics))
         ctx.report.save(command)
         render_run(run.path)
         write_index(run.path.parent.parent)
@@ -148,7 +160,7 @@ def _run_lab(lab: ModuleType, cfg, data, ctx: RunContext, command: str, record) 
         try:
             status, metrics = lab.run(cfg, data, ctx)
             if hasattr(lab, "networks"):
-                network_section(ctx.report, lab_networks(lab, cfg))
+                network_section(ctx.report, lab_networks(lab, cfg), getattr(lab, "LAYER_NAMES", {}))
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or the time budget
             reason = str(exc) or "Ctrl-C"
             _interrupted(ctx, lab.NAME, reason, started)
@@ -167,6 +179,32 @@ def _run_lab(lab: ModuleType, cfg, data, ctx: RunContext, command: str, record) 
             finish("failed", {"error": f"{type(exc).__name__}: {exc}"})
             raise
     return finish(status, metrics)
+
+
+def _ending(lab: ModuleType, data, ctx: RunContext, metrics: dict) -> dict:
+    """What a completed run's report opens and ends with, from what the lab declares: the
+    headline sentence (results box), the metric the runs index shows, a predict command on an
+    example input written into the run directory, and the lab's "try next" commands."""
+    doc, out = ctx.report.doc, {}
+    if hasattr(lab, "headline"):
+        doc["headline"] = out["headline"] = lab.headline(metrics)
+    key = f"figures/{getattr(lab, 'KEY_FIGURE', '')}.png"
+    if "key_figure" not in doc and any(b.get("file") == key for s in doc["sections"] for b in s["blocks"]):
+        doc["key_figure"] = key
+    if getattr(lab, "HEADLINE", None):
+        doc["headline_metric"] = lab.HEADLINE
+    if hasattr(lab, "example_input"):
+        args = lab.example_input(data, ctx.run.path)
+        doc["predict_command"] = out["predict_command"] = "mllabs predict " + shlex.join(
+            [str(ctx.run.path), *map(str, args)])
+    if getattr(lab, "TRY_NEXT", None):
+        ctx.report.try_next([(f"mllabs run {lab.NAME} {sets}", why) for sets, why in lab.TRY_NEXT])
+    return out
+
+
+def plain(text: str) -> str:
+    """Report Markdown (`code`, **bold**) as terminal text."""
+    return re.sub(r"\*\*(.+?)\*\*|`([^`]+)`", lambda m: m.group(1) or m.group(2), text)
 
 
 def _helper_rank(name, profile, sets, seed, device, data_dir, command, max_seconds) -> dict:
@@ -286,11 +324,44 @@ def lab_networks(lab: ModuleType, cfg) -> list[tuple[str, tuple[int, ...], list[
                 for name, (model, shape) in lab.networks(cfg).items()]
 
 
-def network_section(report: Report, tables) -> None:
-    """The same layer table in every report: one per network, counted per sample."""
-    from mllabs.models.ops import CONVENTIONS
+# The counting conventions, sentence by sentence, each said only where such a layer exists
+# (the whole paragraph is models.ops.CONVENTIONS, which `mllabs summary` and `mllabs ops` print).
+_CONVENTION_PARTS = [
+    ((), "Counts are per sample at inference."),
+    (("Conv1d", "Conv2d", "Conv3d"), "A convolution output element costs C_in/groups·k_h·k_w "
+     "multiplications and one addition fewer to sum them, plus one for the bias."),
+    (("Linear",), "A linear layer's output element costs in_features multiplications and as many "
+     "additions (in_features − 1 to sum them, one for the bias)."),
+    (("BatchNorm1d", "BatchNorm2d"), "Batch norm: 1 × and 1 + per element (scale and shift folded)."),
+    (("ReLU", "ReLU6"), "ReLU: 1 comparison per element (ReLU6: 2)."),
+    (("MaxPool2d", "MaxPool1d"), "Max pooling: window − 1 comparisons per output."),
+    (("AvgPool2d", "AdaptiveAvgPool2d"), "Average pooling: window − 1 additions and 1 × per output."),
+    (("add",), "Residual blocks add 1 addition per output element for the shortcut."),
+    (("Sigmoid", "Tanh", "GELU", "Softmax", "SiLU", "Hardswish"),
+     "Sigmoid, tanh, GELU and softmax are not counted."),
+]
 
-    report.section("The network, layer by layer", CONVENTIONS)
+
+def conventions(types: set[str]) -> str:
+    """The counting conventions that apply to networks made of these layer types."""
+    return " ".join(text for kinds, text in _CONVENTION_PARTS
+                    if not kinds or any(k in types for k in kinds))
+
+
+def network_section(report: Report, tables, names: dict[str, dict[str, str]] | None = None) -> None:
+    """The same layer table in every report: one per network, counted per sample. `names` maps a
+    network's layers to the handout's names (LeNet-5's C1…F6); a Flatten of an input that is
+    flat already (an MLP's first layer) is left out, since it does nothing."""
+    names = names or {}
+    kept = []
     for name, shape, rows in tables:
+        rows = [r for r in rows if not (r["type"] == "Flatten" and len(shape) == 1)]
+        if name in names:
+            rows = [{"handout": names[name].get(r["layer"], ""), **r} for r in rows]
+        kept.append((name, shape, rows))
+    types = {r["type"] for _, _, rows in kept for r in rows} | {
+        "add" for _, _, rows in kept for r in rows if str(r["layer"]).endswith(".add")}
+    report.section("The network, layer by layer", conventions(types))
+    for name, shape, rows in kept:
         report.table(rows, f"{name}: input {'×'.join(map(str, shape))} per sample; output "
                      "shape, parameters and operation counts per layer, totals in the last row")

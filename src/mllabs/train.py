@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -201,37 +203,95 @@ def save_epoch_checkpoint(folder: Path, epoch: int, model: nn.Module, optimizer,
 
 
 
-class _Progress:
-    """A bar on a terminal, a few plain lines otherwise; both on stderr (stdout is for --json)."""
+@dataclass
+class ProgressLine:
+    """How a run's progress lines begin and where its ETA counts from: one per lab run."""
 
-    def __init__(self, total: int, label: str, enabled: bool):
-        self.total, self.label, self.enabled = total, label, enabled
+    tag: str = ""                  # "[auto-mpg 1/11]" in `run all`, "[auto-mpg]" alone
+    started: float = field(default_factory=time.monotonic)  # when the lab began
+
+
+PRINT_EVERY = 10.0  # seconds between plain progress lines of one fit (its last epoch always prints)
+
+
+def print_every() -> float:
+    """PRINT_EVERY, or $MLLABS_PROGRESS_EVERY seconds (0: every epoch, for a script or test that
+    waits for a given epoch's line)."""
+    try:
+        return max(0.0, float(os.environ.get("MLLABS_PROGRESS_EVERY", PRINT_EVERY)))
+    except ValueError:
+        return PRINT_EVERY
+_PART = re.compile(r"(\d+)/(\d+)")
+
+
+def progress_metrics(row: dict) -> str:
+    """What a progress line shows of an epoch: the validation metrics (never test: choosing by
+    what is printed must not mean choosing by test), or the training ones when nothing is held
+    out; the loss only where no other metric has a unit of its own (a standardised log loss
+    next to MAE in MPG would read as MPG)."""
+    split = "val" if any(k.startswith("val_") for k in row) else "train"
+    values = {k[len(split) + 1:]: v for k, v in row.items()
+              if k.startswith(f"{split}_") and isinstance(v, float)}
+    in_units = {"mae", "mse", "rmse", "r2"} & set(values)  # metrics in the target's own units
+    shown = {k: v for k, v in values.items() if not (k == "loss" and in_units)}
+    name = "validation" if split == "val" else "train"
+    parts = [f"{100 * v:.2f} %" if "accuracy" in k else f"{v:.4g}" for k, v in shown.items()]
+    words = {"mae": "MAE", "mse": "MSE", "rmse": "RMSE", "r2": "R²"}
+    return ", ".join(f"{name} {words.get(k, k.replace('_', ' '))} {p}" for k, p in zip(shown, parts))
+
+
+def eta_text(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds} s"
+
+
+class _Progress:
+    """`[lab i/N] seed j/S epoch e/E  validation metrics  ETA` on stderr (stdout is for --json):
+    a bar on a terminal; otherwise a line at most every PRINT_EVERY seconds and at each fit's
+    last epoch, so a lab of many short fits prints one line per fit."""
+
+    def __init__(self, total: int, label: str, line: ProgressLine | None):
+        self.total, self.label, self.line = total, label, line
         self.bar = None
-        self.every = max(1, total // 10)
-        if enabled and sys.stderr.isatty():
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+        self.started = self.last = time.monotonic()
+        part = _PART.search(label or "")
+        # "seed 2/5": the ETA covers the lab's remaining parts, not only this fit
+        self.part = (int(part[1]), int(part[2])) if part and 0 < int(part[1]) <= int(part[2]) else None
+        if line is not None and sys.stderr.isatty():
+            from rich.progress import BarColumn, Progress, TextColumn
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
+                                TextColumn("{task.completed}/{task.total}"),
                                 TextColumn("{task.fields[info]}"), transient=True)
             self.bar.start()
-            self.task = self.bar.add_task(label or "training", total=total, info="")
+            self.task = self.bar.add_task(f"{line.tag} {label}".strip(), total=total, info="")
 
-    def update(self, epoch: int, row: dict) -> None:
-        if not self.enabled:
+    def eta(self, epoch: int) -> str:
+        now = time.monotonic()
+        if self.part is not None:
+            j, parts = self.part
+            done = (j - 1 + epoch / self.total) / parts
+            spent = now - self.line.started
+        else:
+            done, spent = epoch / self.total, now - self.started
+        return f"ETA {eta_text(spent * (1 - done) / done)}" if 0 < done < 1 else ""
+
+    def update(self, epoch: int, row: dict, final: bool = False) -> None:
+        if self.line is None:
             return
-        info = "  ".join(f"{k}={v:.4g}" for k, v in row.items()
-                         if k.startswith(("train_", "val_")) and isinstance(v, float))
+        info = "  ".join(p for p in (progress_metrics(row), "" if final else self.eta(epoch)) if p)
         if self.bar is not None:
             self.bar.update(self.task, completed=epoch, info=info)
-        elif epoch % self.every == 0 or epoch == self.total or epoch == 1:
-            prefix = f"{self.label} " if self.label else ""
-            print(f"{prefix}epoch {epoch}/{self.total}  {info}", file=sys.stderr, flush=True)
+        elif final or time.monotonic() - self.last >= print_every():
+            self.last = time.monotonic()
+            head = " ".join(p for p in (self.line.tag, self.label) if p)
+            ended = " (stopped early)" if final and epoch < self.total else ""
+            print(f"{head} epoch {epoch}/{self.total}{ended}  {info}".strip(), file=sys.stderr,
+                  flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
-
 
 
 @dataclass
@@ -366,7 +426,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
         also: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
         stop_when: Callable[[list[dict]], bool] | None = None,
         checkpoint_dir: Path | None = None, checkpoint_every: int = 1, keep_last: int = 3,
-        restore_best: bool = True, progress: bool = True, label: str = "",
+        restore_best: bool = True, progress: bool | ProgressLine = True, label: str = "",
         batch_transform: BatchTransform | None = None,
         after_backward: Callable[[nn.Module, int], None] | None = None,
         autocast: torch.dtype | None = None, session: Session | None = None) -> FitResult:
@@ -412,7 +472,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
         session.histories.append((label or f"network {session.calls}", t.result.history))
     name, t.check_memory = label or "training", None if t.finished else label
 
-    bar = _Progress(cfg.epochs, label, progress and not t.finished)
+    line = progress if isinstance(progress, ProgressLine) else ProgressLine() if progress else None
+    bar = _Progress(cfg.epochs, label, line if not t.finished else None)
     started = time.perf_counter()
     stopping = session is not None and not t.finished and session.out_of_time(0)
     try:
@@ -443,7 +504,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], cfg: TrainCo
                 store.save(model.state_dict(), t.state_dict(False, time.perf_counter() - started))
             if session is not None:
                 session.where = f"in {name}, after epoch {epoch} of {cfg.epochs}"
-            bar.update(epoch, row)
+            bar.update(epoch, row, final=stop or epoch == cfg.epochs)
             if stop:
                 break
     finally:

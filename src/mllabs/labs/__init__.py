@@ -43,6 +43,21 @@ class Lab(Protocol):
                           reads, because it sets them itself (mnist-optimizers tries every
                           optimizer in `optimizers`); `mllabs sweep` refuses them in --grid.
                           tests/test_sweep_labs.py checks each declaration against the source
+
+    What the report opens and ends with (runner._ending reads them when a run completes):
+      headline(metrics) -> str    the results box's sentence from metrics.json's metrics: the
+                          lab's result with its 95 % interval (and against its baseline)
+      HEADLINE = "test_accuracy"  the one metric runs/index.html shows for a run
+      example_input(data, run_dir) -> list[str]   writes a small input predict accepts into the
+                          run directory and returns predict's arguments after RUN_DIR (paths, or
+                          ["--values", "..."]); the report and the CLI print that command
+      TRY_NEXT = [(sets, why), ...]   "--set k=v ..." changes worth trying, each with why; the
+                          report ends with them as `mllabs run LAB ...` commands
+      KEY_FIGURE = "curves"   the results box's figure, by name, for a lab that does not mark
+                          one with ctx.report.figure(..., key=True)
+      LAYER_NAMES = {network: {layer: name}}   the handout's names in the layer table (C1…F6)
+    Figures say what they show: ctx.report.figure(..., conclusion="from this run's numbers"),
+    and key=True on the one figure the results box shows.
     """
 
     NAME: str            # as on the command line, e.g. "auto-mpg"
@@ -62,7 +77,7 @@ class Lab(Protocol):
         """{"input", "prediction"[, "top", ...]} per input file, from a finished run."""
 
 
-OPTIONAL = {"networks": 1, "predict_values": 2}  # optional functions and how many arguments
+OPTIONAL = {"networks": 1, "predict_values": 2, "headline": 1, "example_input": 2}  # optional functions and how many arguments
 
 
 def get_lab(name: str) -> ModuleType:

@@ -53,6 +53,7 @@ from mllabs.labs._photos import PhotoConfig, Photos
 from mllabs.models.resnet import build
 from mllabs.report import figures
 from mllabs.report.document import mean_std
+from mllabs.stats import mcnemar_exact, paired_bootstrap  # noqa: F401  (_depth.mcnemar_exact in tests)
 from mllabs.train import predict as forward
 
 STUDIES = ("", "depth")
@@ -128,44 +129,6 @@ def initial_model(arm: Arm, num_classes: int, seed: int) -> nn.Module:
         raise RuntimeError(f"{arm.architecture} has tensors its ResNet lacks: {missing[:3]}")
     plain.load_state_dict({k: source[k] for k in own})
     return plain
-
-
-# ---------------------------------------------------------------------------- statistics
-
-def mcnemar_exact(a_right: np.ndarray, b_right: np.ndarray) -> dict:
-    """McNemar's exact test on paired right/wrong vectors (the same photos): of the photos the
-    two classifiers disagree on, how many each got right, and the two-sided binomial p-value of
-    a split at least that uneven if both were equally good (p = 1 when they never disagree)."""
-    a_right, b_right = np.asarray(a_right, bool), np.asarray(b_right, bool)
-    if a_right.shape != b_right.shape:
-        raise ValueError("McNemar needs two paired vectors of the same length")
-    only_a = int((a_right & ~b_right).sum())
-    only_b = int((~a_right & b_right).sum())
-    n = only_a + only_b
-    low = min(only_a, only_b)
-    # exact: Python integers, one division at the end
-    tail = sum(math.comb(n, k) for k in range(low + 1))
-    p = min(1.0, 2 * tail / 2**n) if n else 1.0
-    return {"only_a": only_a, "only_b": only_b, "p": p}
-
-
-def paired_bootstrap(a_right: np.ndarray, b_right: np.ndarray, resamples: int = BOOTSTRAP,
-                     seed: int = 0, level: float = 0.95) -> dict:
-    """Accuracy of a minus accuracy of b, averaged over seeds, with a percentile interval from
-    resampling the test photos (the same draw for both, so the pairing is kept).
-
-    a_right, b_right: (seeds, photos) or (photos,) booleans, right or wrong per photo."""
-    a = np.atleast_2d(np.asarray(a_right, float))
-    b = np.atleast_2d(np.asarray(b_right, float))
-    if a.shape != b.shape:
-        raise ValueError("the paired bootstrap needs two arrays of the same shape")
-    per_photo = (a - b).mean(0)  # the seed-averaged difference on each photo
-    rng = np.random.default_rng(seed)
-    draws = per_photo[rng.integers(0, len(per_photo), (resamples, len(per_photo)))].mean(1)
-    tail = (1 - level) / 2
-    low, high = np.quantile(draws, [tail, 1 - tail])
-    return {"difference": float(per_photo.mean()), "low": float(low), "high": float(high),
-            "level": level}
 
 
 # ---------------------------------------------------------------------------- the study

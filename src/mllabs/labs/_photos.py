@@ -8,7 +8,6 @@ the prose of its report.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from mllabs.models.gradcam import cam_layer, grad_cam, overlay
 from mllabs.models.resnet import load_pretrained, weights_file
 from mllabs.report import figures
 from mllabs.report.classifier import describe_classifier
+from mllabs.stats import wilson as wilson_interval
 from mllabs.train import predict as forward
 
 
@@ -283,15 +283,6 @@ def describe_comparison(cfg: PhotoConfig, trained: dict, rep, text: str) -> None
     rep.figure(figures.curves(panels), "curves", "Accuracy and loss per epoch for every model on "
                "shared axes (training: running mean over the epoch, with augmentation; validation: "
                "exact, without)")
-
-
-def wilson_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The 95 % Wilson score interval of a proportion measured on n photos."""
-    if n == 0:
-        return 0.0, 1.0
-    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def comparison_text(trained: dict) -> str:

@@ -117,8 +117,8 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
             if result.status == "completed":
                 record["test"] = evaluate(model, x_test, y_test, cross_entropy, {"accuracy": accuracy})
                 record["val"] = evaluate(model, x_val, y_val, cross_entropy, {"accuracy": accuracy})
-                ctx.log(f"{LABELS[act]} seed {seed}: test accuracy {record['test']['accuracy']:.4f} "
-                        f"({result.seconds:.1f} s)")
+                ctx.log(f"{LABELS[act]} seed {seed}: validation accuracy "
+                        f"{100 * record['val']['accuracy']:.2f} % ({result.seconds:.1f} s)")
             else:
                 ctx.log(f"{LABELS[act]} seed {seed}: diverged in epoch {len(result.history)}")
             runs[act].append(record)
@@ -140,7 +140,7 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     # predict uses the run with the best accuracy on the held-out digits, whatever its activation
     act, best = max(((a, r) for a, rs in done.items() for r in rs), key=lambda p: p[1]["val"]["accuracy"])
     _mnist.save_classifier(ctx.run.path, NAME, best["model"], "lenet5", {"activation": act}, pad_to=32)
-    rep.section("Predict", f"`mllabs predict RUN_DIR digit.png ...` reads your own digit images with "
+    rep.section("Predict", f"`mllabs predict` (the command under What next, on a test digit the run saved) reads your own digit images with "
                 f"the {LABELS[act]} network of seed {best['seed']}, the best on the held-out digits "
                 f"({best['val']['accuracy']:.4f}).")
     metrics.update({"predict_network": f"{act}, seed {best['seed']}",
@@ -335,3 +335,32 @@ def shared_y(fig, rows: int = 1) -> None:
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
     return _mnist.predict_digits(run_dir, inputs, NAME)
+
+
+# ---------------------------------------------------------------------------- the report's ends
+
+HEADLINE = "relu.test_accuracy"
+KEY_FIGURE = "curves"
+TRY_NEXT = [
+    ("--set epochs=10", "longer training: does sigmoid catch up given time?"),
+    ("--set lr=0.5", "a larger rate for sigmoid's small gradients (ReLU may diverge)"),
+    ("--set seeds=3", "more seeds: is the gap the same from every start?"),
+]
+
+
+def headline(metrics: dict) -> str:
+    from mllabs import stats
+
+    text = "From the same start, "
+    parts = [f"{name} reaches **{stats.percent(metrics[f'{key}.test_accuracy'])}**"
+             for key, name in (("relu", "ReLU"), ("sigmoid", "sigmoid"))
+             if f"{key}.test_accuracy" in metrics]
+    text += " and ".join(parts) + " test accuracy"
+    if "first_layer_grad_ratio" in metrics:
+        text += (f"; the first convolution's gradient is {metrics['first_layer_grad_ratio']:,.0f}× "
+                 "smaller under sigmoid")
+    return text + "."
+
+
+def example_input(data, run_dir: Path) -> list[str]:
+    return _mnist.example_digit(data, run_dir)

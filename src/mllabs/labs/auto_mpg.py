@@ -23,8 +23,10 @@ from mllabs.checkpoints import save_checkpoint
 from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data.tabular import numeric_column, read_csv, read_whitespace
 from mllabs.errors import DataError
+from mllabs.files import atomic_write_text
 from mllabs.models import ols
 from mllabs.models.mlp import MLP
+from mllabs import stats
 from mllabs.report import figures, mean_std
 from mllabs.train import evaluate, predict as forward
 
@@ -43,6 +45,16 @@ RAW_COLUMNS = ["mpg", "cylinders", "displacement", "horsepower", "weight", "acce
 NUMERIC = ["cylinders", "displacement", "horsepower", "weight", "acceleration", "model_year"]
 ORIGINS = {1: "usa", 2: "europe", 3: "japan"}
 FEATURES = NUMERIC + [f"origin_{o}" for o in ORIGINS.values()]
+HEADLINE = "test_mae"
+TRY_NEXT = [
+    ("--set hidden=64,64 --set dropout=0 --set target=mpg --set epochs=1000",
+     "the handout's network and budget: does the bigger default with dropout and log MPG beat it?"),
+    ("--set target=mpg", "learn MPG itself instead of log MPG, everything else equal"),
+    ("--set refit=false", "test the network trained on the training cars alone (no refit on the "
+     "validation cars): how much do 63 more cars buy?"),
+    ("--seed 1", "another split of the cars: the split moves the test MAE more than the seeds do"),
+    ("--set seeds=10", "more seeds: a narrower ± for the initialisation (not for the test cars)"),
+]
 
 
 @dataclass
@@ -200,15 +212,13 @@ def run(cfg: Config, p: Prepared, ctx) -> tuple[str, dict]:
             torch.manual_seed(seed)
             model = build_model(cfg.hidden, cfg.activation, cfg.dropout)
             result = ctx.fit(model, everything, seed_cfg, loss_fn=mse_loss, metrics=metrics_fns,
-                             restore_best=False,
+                             restore_best=False, progress=False,  # its line would repeat the seed's
                              label=f"{label} refit")
         save_checkpoint(ctx.run.checkpoints / f"seed{seed}.pt", model.state_dict(), seed=seed)
         test_metrics = evaluate(model, *test, mse_loss, metrics_fns)
         val_mse = curves.history[-1].get("val_mse", np.nan)
         runs.append({"seed": seed, "model": model, "curves": curves, "fit": result,
                      "test": test_metrics, "val_mse": val_mse})
-        ctx.log(f"seed {seed}: test MAE {test_metrics['mae']:.3f} MPG "
-                f"({curves.seconds + (result.seconds if result is not curves else 0):.1f} s)")
         if "diverged" in (curves.status, result.status):
             status = "diverged"
             break
@@ -219,15 +229,24 @@ def run(cfg: Config, p: Prepared, ctx) -> tuple[str, dict]:
     x_test, y_test = p.x(p.test_idx), p.y(p.test_idx)[:, 0]
     linear_pred = ols.predict(coef, x_test)
     linear = {"mae": float(np.abs(linear_pred - y_test).mean()),
-              "mse": float(((linear_pred - y_test) ** 2).mean())}
+              "mse": float(((linear_pred - y_test) ** 2).mean()), "pred": linear_pred}
     if status == "diverged":
         return status, describe_divergence(cfg, runs[-1], linear, has_val, runs, rep)
 
     # predict uses the seed whose train/validation run ended best: chosen without the test set
     chosen = min(runs, key=lambda r: r["val_mse"] if np.isfinite(r["val_mse"]) else np.inf)
     save_for_predict(ctx.run.path, chosen["model"], cfg, p, target, chosen["seed"])
+    net_pred = np.stack([target.decode(forward(r["model"], torch.from_numpy(x_test))).cpu().numpy()[:, 0]
+                         for r in runs])
     metrics = summarise(runs, linear, chosen, cfg)
-    describe_training(cfg, runs, has_val, rep)
+    metrics.update(intervals(net_pred, linear_pred, y_test))
+    # least squares fitted on the training cars alone, measured on the validation cars: does the
+    # validation set differ from the test set for a model that has nothing to do with the network?
+    if has_val:
+        coef_train = ols.least_squares(p.x(p.train_idx), p.y(p.train_idx)[:, 0])
+        metrics["linear.val_mae"] = float(np.abs(ols.predict(coef_train, p.x(p.val_idx))
+                                                 - p.y(p.val_idx)[:, 0]).mean())
+    describe_training(cfg, runs, has_val, rep, metrics)
     describe_results(runs, linear, target, chosen, x_test, y_test, metrics, rep)
     return status, metrics
 
@@ -243,6 +262,36 @@ def summarise(runs, linear, chosen, cfg) -> dict:
         "seeds": len(runs), "epochs": cfg.epochs,
         "predict_model_seed": chosen["seed"], "predict_model.test_mae": chosen["test"]["mae"],
     }
+
+
+def intervals(net_pred: np.ndarray, linear_pred: np.ndarray, y_test: np.ndarray) -> dict:
+    """95 % intervals over the test cars: a bootstrap of the network's MAE (each car's absolute
+    error averaged over seeds, so it is the reported mean) and a paired one of its reduction
+    against least squares (the same resampled cars for both)."""
+    net_err = np.abs(net_pred - y_test).mean(0)
+    low, high = stats.bootstrap(net_err)
+    diff = stats.paired_difference(net_err, np.abs(linear_pred - y_test))
+    return {"test_mae_ci95_low": low, "test_mae_ci95_high": high,
+            "mae_reduction_vs_linear_ci95_low": -diff["share_high"],
+            "mae_reduction_vs_linear_ci95_high": -diff["share_low"], "test_cars": len(y_test)}
+
+
+def headline(metrics: dict) -> str:
+    return (f"Test MAE **{metrics['test_mae']:.2f} MPG** (95 % CI {metrics['test_mae_ci95_low']:.2f}–"
+            f"{metrics['test_mae_ci95_high']:.2f} over the {metrics['test_cars']} test cars; "
+            f"± {metrics['test_mae_std']:.2f} across {metrics['seeds']} seeds), "
+            f"{100 * metrics['mae_reduction_vs_linear']:.0f} % below least squares' "
+            f"{metrics['linear.test_mae']:.2f} MPG (95 % CI "
+            f"{100 * metrics['mae_reduction_vs_linear_ci95_low']:.0f}–"
+            f"{100 * metrics['mae_reduction_vs_linear_ci95_high']:.0f} %, paired over the same cars).")
+
+
+def example_input(p: Prepared, run_dir: Path) -> list[str]:
+    """Three test cars in the raw columns predict reads (their true mpg kept, for comparison)."""
+    known = p.raw.dropna(subset=["horsepower"]).reset_index(drop=True)
+    path = run_dir / "example-cars.csv"
+    atomic_write_text(path, known.iloc[p.test_idx[:3]].to_csv(index=False))
+    return [str(path)]
 
 
 def sample_std(values: np.ndarray) -> float:
@@ -281,16 +330,28 @@ def describe_data(p: Prepared, rep) -> None:
               "Normalisation statistics (saved with the run; predict reuses them)")
     cols = ["mpg", "cylinders", "displacement", "weight"]
     train_rows = p.encoded.iloc[np.concatenate([p.train_idx, p.val_idx])]
+    mpg, weight = train_rows["mpg"].to_numpy(), train_rows["weight"].to_numpy()
+    light, heavy = weight < np.quantile(weight, 0.25), weight > np.quantile(weight, 0.75)
     rep.figure(figures.pair_plot({c: train_rows[c].to_numpy() for c in cols}), "pairplot",
-               "Pair plot of MPG, cylinders, displacement and weight (training cars): heavier, "
-               "bigger engines burn more fuel, and the relation is curved, not straight")
-    corr = train_rows[["mpg"] + NUMERIC].corr().to_numpy()
-    rep.figure(figures.heatmap(corr, ["mpg"] + NUMERIC, ["mpg"] + NUMERIC, cmap="coolwarm",
+               "Pair plot of MPG, cylinders, displacement and weight (training cars); each row "
+               "shares its vertical axis and each column its horizontal one, and the diagonal "
+               "shows each quantity's histogram (counts on an axis of their own, not drawn)",
+               conclusion=f"Heavier, bigger engines burn more fuel, along a curve: the lightest "
+                          f"quarter of the cars average {mpg[light].mean():.1f} MPG and the heaviest "
+                          f"quarter {mpg[heavy].mean():.1f} MPG (MPG ranges "
+                          f"{mpg.min():.0f}–{mpg.max():.0f}).")
+    corr = train_rows[["mpg"] + NUMERIC].corr()
+    strongest = corr["mpg"].drop("mpg").abs().idxmax()
+    rep.figure(figures.heatmap(corr.to_numpy(), ["mpg"] + NUMERIC, ["mpg"] + NUMERIC, cmap="coolwarm",
                                vmin=-1, vmax=1, colorbar_label="Pearson r"), "correlation",
-               "Correlation between MPG and the numeric features (training cars)")
+               "Correlation between MPG and the numeric features (training cars)",
+               conclusion=f"MPG follows {strongest} most closely (r = {corr['mpg'][strongest]:+.2f}); "
+                          f"cylinders, displacement, horsepower and weight also correlate with each "
+                          f"other (displacement–weight r = {corr['displacement']['weight']:+.2f}), "
+                          "so they carry much the same information.")
 
 
-def describe_training(cfg: Config, runs, has_val: bool, rep) -> None:
+def describe_training(cfg: Config, runs, has_val: bool, rep, metrics: dict | None = None) -> None:
     n_params = sum(t.numel() for t in runs[0]["model"].parameters())
     learns = "log MPG" if cfg.target == "log" else "MPG"
     rep.section("Model and training",
@@ -321,10 +382,21 @@ def describe_training(cfg: Config, runs, has_val: bool, rep) -> None:
             err = values.std(0, ddof=1) if len(runs) > 1 else None
             series["validation" if split == "val" else "train"] = (np.arange(1, length + 1),
                                                                    values.mean(0), err)
+        refits = [r["fit"].history for r in runs if r["fit"] is not r["curves"]]
+        if refits:  # the tested networks: every training car, no validation to watch
+            length = min(len(h) for h in refits)
+            values = np.array([[row[f"train_{metric}"] for row in h[:length]] for h in refits])
+            series["refit on all training cars (tested), train"] = (
+                np.arange(1, length + 1), values.mean(0), values.std(0, ddof=1) if len(refits) > 1 else None)
         panels[title] = series
-    rep.figure(figures.curves(panels, log_y=True), "training_curves",
+    refit = cfg.refit and has_val and all(r["fit"] is not r["curves"] for r in runs)
+    kept = (cfg.epochs, f"kept: epoch {cfg.epochs}, the last (fixed budget)") if metrics else None
+    rep.figure(figures.curves(panels, log_y=True, mark=kept),
+               "training_curves",
                "Training and validation error per epoch, mean over seeds (band: ± one std); "
-               "train error is the running mean over each epoch's batches, with dropout on")
+               "train error is the running mean over each epoch's batches, with dropout on"
+               + ("; the third line is the refit network that was tested" if refit else ""),
+               conclusion=training_conclusion(runs, metrics, refit) if metrics else "")
     rep.table([{"seed": r["seed"], "epochs": len(r["fit"].history), "updates": r["fit"].updates
                 + (r["curves"].updates if r["fit"] is not r["curves"] else 0),
                 "seconds": round(r["curves"].seconds + (r["fit"].seconds if r["fit"] is not r["curves"]
@@ -333,26 +405,66 @@ def describe_training(cfg: Config, runs, has_val: bool, rep) -> None:
                 "test MSE": r["test"]["mse"]} for r in runs], "Every seed (test: the tested network)")
 
 
+def training_conclusion(runs, metrics: dict, refit: bool) -> str:
+    """Why validation MAE levels near 2 while the tested network's test MAE is lower, in this
+    run's numbers."""
+    val = [r["curves"].history[-1].get("val_mae", np.nan) for r in runs]
+    if not np.isfinite(val).all():
+        return (f"Training error falls for all {len(runs)} seeds; the tested networks reach "
+                f"{metrics['test_mae']:.2f} MPG on the test cars.")
+    text = (f"Validation MAE levels off at {np.mean(val):.2f} MPG while the tested networks score "
+            f"{metrics['test_mae']:.2f} MPG on the test cars. ")
+    if "linear.val_mae" in metrics:
+        text += (f"Least squares, which cannot overfit in any way that matters here, shows the same "
+                 f"gap ({metrics['linear.val_mae']:.2f} MPG on the validation cars against "
+                 f"{metrics['linear.test_mae']:.2f} on the test cars): the validation cars are "
+                 "harder to predict than the test cars, so the gap is the split, not overfitting")
+        text += ("; and the tested network is the refit, trained on the validation cars too."
+                 if refit else ".")
+    return text
+
+
 def describe_results(runs, linear, target, chosen, x_test, y_test, metrics, rep) -> None:
     maes = [r["test"]["mae"] for r in runs]
     mses = [r["test"]["mse"] for r in runs]
     rep.section("Results", f"On the {len(y_test)} test cars the network's mean absolute error is "
                 f"{mean_std(maes)} MPG over {len(runs)} seeds, against {linear['mae']:.3f} MPG for "
-                f"least squares: {100 * metrics['mae_reduction_vs_linear']:.1f} % lower.")
+                f"least squares: {100 * metrics['mae_reduction_vs_linear']:.1f} % lower. The ± is "
+                "the spread over initialisations only; the test set is small, so the interval "
+                "that matters more is over the cars: resampling the 78 test cars (5,000 bootstrap "
+                f"draws) puts the MAE between {metrics['test_mae_ci95_low']:.2f} and "
+                f"{metrics['test_mae_ci95_high']:.2f} MPG, and the reduction against least squares, "
+                "resampled in pairs (the same cars for both), between "
+                f"{100 * metrics['mae_reduction_vs_linear_ci95_low']:.0f} and "
+                f"{100 * metrics['mae_reduction_vs_linear_ci95_high']:.0f} %. A rerun that lands "
+                "inside these ranges agrees with this one.".replace("78", str(len(y_test))))
     rep.table([{"model": f"network ({len(runs)} seeds, mean ± std)", "test MAE (MPG)": mean_std(maes),
                 "test MSE (MPG²)": mean_std(mses)},
                {"model": "linear regression (least squares)", "test MAE (MPG)": f"{linear['mae']:.3f}",
                 "test MSE (MPG²)": f"{linear['mse']:.3f}"}], "Test error")
     pred = target.decode(forward(chosen["model"], torch.from_numpy(x_test))).cpu().numpy()[:, 0]
-    rep.figure(figures.true_vs_predicted(y_test, pred, "MPG"), "true_vs_predicted",
-               f"Predicted against true MPG on the test cars (network, seed {chosen['seed']}, "
-               "the one predict uses); the dashed line is a perfect prediction")
+    linear_pred = linear["pred"]
+    err, lin_err = np.abs(pred - y_test), np.abs(linear_pred - y_test)
+    worst = int(np.argmax(err))
+    rep.figure(figures.true_vs_predicted(y_test, pred, "MPG", baseline=linear_pred,
+                                         labels=(f"network, seed {chosen['seed']}", "least squares")),
+               "true_vs_predicted",
+               f"Predicted against true MPG on the {len(y_test)} test cars: the network predict uses "
+               f"(seed {chosen['seed']}) and least squares; the dashed line is a perfect prediction",
+               conclusion=f"The network is closer to the line than least squares on "
+                          f"{int((err < lin_err).sum())} of the {len(y_test)} test cars (mean "
+                          f"absolute error {err.mean():.2f} against {lin_err.mean():.2f} MPG).",
+               key=True)
     rep.figure(figures.histogram(pred - y_test, "prediction error (MPG)"), "error_histogram",
-               "Prediction errors of that network on the test cars")
-    rep.text(f"predict uses the seed-{chosen['seed']} network (lowest validation error; test MAE "
-             f"{chosen['test']['mae']:.3f} MPG): `mllabs predict RUN_DIR cars.csv`, with columns "
-             "cylinders, displacement, horsepower, weight, acceleration, model_year, origin "
-             "(1/2/3 or USA/Europe/Japan); other columns such as mpg or car_name are ignored.")
+               "Prediction errors of that network on the test cars (predicted − true)",
+               conclusion=f"{int((err <= 2).sum())} of {len(y_test)} cars are within 2 MPG; the "
+                          f"largest miss is {pred[worst] - y_test[worst]:+.1f} MPG (a "
+                          f"{y_test[worst]:.0f}-MPG car).")
+    rep.text(f"`mllabs predict` uses the seed-{chosen['seed']} network (lowest validation error; test MAE "
+             f"{chosen['test']['mae']:.3f} MPG). It reads a CSV with the columns cylinders, "
+             "displacement, horsepower, weight, acceleration, model_year, origin (1/2/3 or "
+             "USA/Europe/Japan); other columns such as mpg or car_name are ignored. The command "
+             "under What next runs it on three of the test cars.")
 
 
 # ---------------------------------------------------------------------------- predict

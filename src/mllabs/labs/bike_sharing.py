@@ -456,3 +456,30 @@ def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
         results += [{"input": f"{path}:{i + 2}", "prediction": round(float(p), 1), "table": name}
                     for i, p in enumerate(pred)]
     return results
+
+
+# ---------------------------------------------------------------------------- the report's ends
+
+HEADLINE = "hour.best_test_r2"
+KEY_FIGURE = "test_weeks"
+TRY_NEXT = [
+    ("--set epochs=1000", "the linear model longer: does it reach least squares?"),
+    ("--set test_fraction=0.1", "a shorter test period at the end of the data"),
+]
+
+
+def headline(metrics: dict) -> str:
+    text = (f"Hourly rentals: the best model explains **R² {metrics['hour.best_test_r2']:.3f}** of "
+            f"the test hours' variance; the handout's linear model's test MSE is "
+            f"{metrics['hour.linear.mse_ratio_to_ols']:.2f}× least squares'")
+    if "day.best_test_r2" in metrics:
+        text += f"; daily, the best R² is {metrics['day.best_test_r2']:.3f}"
+    return text + "."
+
+
+def example_input(tables: dict, run_dir: Path) -> list[str]:
+    """Three test hours from hour.csv, as predict reads them."""
+    table = tables["hour"]
+    path = run_dir / "example-hours.csv"
+    atomic_write_text(path, table.raw[~table.train].head(3).to_csv(index=False))
+    return [str(path)]

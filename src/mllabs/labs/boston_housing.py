@@ -533,3 +533,29 @@ def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
             results.append({"input": f"{path}:{i + 2}", "prediction": round(float(value), 3),
                             "unit": UNIT})
     return results
+
+
+# ---------------------------------------------------------------------------- the report's ends
+
+HEADLINE = "numpy.test_mse"
+KEY_FIGURE = "loss_curves"
+TRY_NEXT = [
+    ("--set schedule=constant", "a fixed learning rate instead of cosine decay"),
+    ("--set epochs=1000", "longer training: does the NumPy network close the gap to least squares?"),
+    ("--set lr=0.03", "a tenth of the rate: slower, and how much worse after the same epochs?"),
+]
+
+
+def headline(metrics: dict) -> str:
+    text = (f"The NumPy network's test MSE is **{metrics['numpy.test_mse']:.2f}** against "
+            f"{metrics['ols.test_mse']:.2f} for least squares "
+            f"({100 * metrics['numpy.gap_to_ols']:+.1f} %)")
+    if "numpy_quadratic.test_mse" in metrics:
+        text += f"; the quadratic variant reaches {metrics['numpy_quadratic.test_mse']:.2f}"
+    return text + " (price in $1000s², on the same test houses)."
+
+
+def example_input(p: Prepared, run_dir: Path) -> list[str]:
+    """One test house's 13 values, typed the way `--values` takes them."""
+    row = p.raw.iloc[int(p.test_idx[0])]
+    return ["--values", ",".join(f"{float(row[c]):g}" for c in FEATURES)]

@@ -27,6 +27,7 @@ from mllabs import data as datasets
 from mllabs.config import LabConfig, option
 from mllabs.data.tabular import numeric_column, read_csv
 from mllabs.errors import DataError, UserError
+from mllabs.files import atomic_write_text
 from mllabs.models import cluster
 from mllabs.report import figures
 
@@ -634,3 +635,25 @@ def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
             results.append({"input": f"{path}:{i + 2}", "prediction": int(c),
                             "segment": f"cluster {int(c)}: {segments[int(c)]}"})
     return results
+
+
+# ---------------------------------------------------------------------------- the report's ends
+
+HEADLINE = "kmeans.silhouette"
+KEY_FIGURE = "choosing_k"
+TRY_NEXT = [
+    ("--set k=4", "four segments instead of the silhouette's choice: are they easier to name?"),
+    ("--set price_feature=true", "cluster on price too, not only the specifications"),
+]
+
+
+def headline(metrics: dict) -> str:
+    return (f"The silhouette picks **k = {metrics['k']}**; K-Means' silhouette there is "
+            f"{metrics['kmeans.silhouette']:.3f} (K-Medoids {metrics['kmedoids.silhouette']:.3f}).")
+
+
+def example_input(p: Prepared, run_dir: Path) -> list[str]:
+    """Three cars of the data set, as predict reads them."""
+    path = run_dir / "example-cars.csv"
+    atomic_write_text(path, p.table.drop(columns=["make"], errors="ignore").head(3).to_csv(index=False))
+    return [str(path)]

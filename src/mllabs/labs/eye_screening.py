@@ -355,3 +355,22 @@ def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
         return build(spec["architecture"], len(spec["classes"]))
 
     return _photos.predict_photos(run_dir, inputs, NAME, make, top=2)
+
+
+# ---------------------------------------------------------------------------- the report's ends
+
+KEY_FIGURE = "roc"
+TRY_NEXT = [
+    ("--set epochs=20", "longer training on your photos"),
+]
+
+
+def headline(metrics: dict) -> str:
+    from mllabs import stats
+
+    parts = [f"{name} {stats.percent(metrics[f'{key}.test_accuracy'], 1)} test accuracy"
+             + (f" (sensitivity {stats.percent(metrics[f'{key}.sensitivity'], 1)}, specificity "
+                f"{stats.percent(metrics[f'{key}.specificity'], 1)})" if f"{key}.sensitivity" in metrics else "")
+             for key, name in (("lenet", "LeNet-5"), ("resnet", metrics.get("resnet.model", "ResNet")))
+             if f"{key}.test_accuracy" in metrics]
+    return "; ".join(parts) + f", with {metrics.get('positive_class', 'the positive class')} as positive."

@@ -229,3 +229,28 @@ def predict(run_dir: Path, inputs: list[Path], top: int = 3) -> list[dict]:
     return _photos.predict_photos(run_dir, inputs, NAME,
                                   lambda spec: network(spec["architecture"], Config(),
                                                        len(spec["classes"])), top)
+
+
+# ---------------------------------------------------------------------------- the report's ends
+
+HEADLINE = "cnn.test_accuracy"
+KEY_FIGURE = "curves"
+TRY_NEXT = [
+    ("--set models=cnn,resnet18,plain18", "the ResNet without its skip connections, everything "
+     "else equal"),
+    ("--set models=cnn,resnet18,lite0-frozen", "a pretrained EfficientNet-Lite0 as a fixed "
+     "feature extractor"),
+    ("--seed 1", "another seed: CNN and ResNet-18 trade places from seed to seed"),
+]
+
+
+def headline(metrics: dict) -> str:
+    from mllabs import stats
+
+    parts = []
+    for key, name in (("cnn", "plain CNN"), ("resnet", metrics.get("resnet.model", "ResNet")),
+                      ("pretrained", metrics.get("pretrained.model", "pretrained"))):
+        if f"{key}.test_accuracy" in metrics:
+            parts.append(f"{name} **{stats.percent(metrics[f'{key}.test_accuracy'], 1)}**")
+    return "Test accuracy on the held-out photos: " + ", ".join(parts) + (
+        " (the comparison table gives each its 95 % Wilson interval).")

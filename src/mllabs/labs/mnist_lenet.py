@@ -16,6 +16,7 @@ from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.labs import _mnist
 from mllabs.models.lenet import LeNet5
+from mllabs import stats
 from mllabs.report import figures
 from mllabs.train import accuracy, cross_entropy, evaluate
 
@@ -27,6 +28,31 @@ SUMMARY = (
     "the 60,000 MNIST training digits and tested on the 10,000 test digits. The report follows "
     "the handout: the data pipeline, the network layer by layer, loss and accuracy per epoch, and "
     "where the network still goes wrong.")
+
+
+HEADLINE = "test_accuracy"
+# the handout's names: C convolution, S subsampling (pooling), F fully connected
+LAYER_NAMES = {"LeNet-5": {"features.0": "C1", "features.2": "S2", "features.3": "C3",
+                           "features.5": "S4", "classifier.1": "C5", "classifier.3": "F6",
+                           "classifier.5": "output"}}
+TRY_NEXT = [
+    ("--set activation=sigmoid", "the 1998 classic's squashing activation: slower to train, and "
+     "by how much?"),
+    ("--set epochs=20 --set schedule=constant --set lr=0.001", "the handout's budget (`--profile "
+     "full`): more epochs, a fixed rate"),
+    ("--set optimizer=sgd --set lr=0.05", "plain SGD instead of Adam at a rate that suits it"),
+    ("--set train_size=6000", "a tenth of the training digits: how much does the data buy?"),
+    ("--seed 1", "another seed: a second accuracy to set against this one's interval"),
+]
+
+
+def headline(metrics: dict) -> str:
+    return _mnist.accuracy_headline(metrics, f"one seed, with the weights of epoch "
+                                    f"{metrics['best_epoch']} (lowest validation loss)")
+
+
+def example_input(data: mnist.Mnist, run_dir: Path) -> list[str]:
+    return _mnist.example_digit(data, run_dir)
 
 
 @dataclass
@@ -100,8 +126,6 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
                      restore_best=val is not None, label="LeNet-5")
     ctx.run.write_history(result.history)
     test = evaluate(model, x_test, y_test, cross_entropy, {"accuracy": accuracy})
-    ctx.log(f"test accuracy {test['accuracy']:.4f} after {len(result.history)} epochs "
-            f"({result.seconds:.1f} s)")
 
     rep.section("Training", f"{cfg.optimizer}, learning rate {cfg.lr:g} ({cfg.schedule}), batch "
                 f"{cfg.batch_size}, {len(result.history)} epochs in {result.seconds:.1f} s "
@@ -111,25 +135,52 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     epochs = [r["epoch"] for r in result.history]
     splits = [s for s in ("train", "val", "test") if f"{s}_loss" in result.history[0]]
     names = {"train": "train", "val": "validation", "test": "test"}
+    kept = result.best_epoch if val is not None else len(result.history)
+    rule = "lowest validation loss" if val is not None else "the last; nothing held out"
     rep.figure(figures.curves({
         "loss (cross-entropy)": {names[s]: (epochs, [r[f"{s}_loss"] for r in result.history]) for s in splits},
         "accuracy": {names[s]: (epochs, [r[f"{s}_accuracy"] for r in result.history]) for s in splits},
-    }), "curves", "Loss and accuracy per epoch (train: running mean over each epoch's batches)")
+    }, mark=(kept, f"kept: epoch {kept} ({rule})")), "curves",
+        "Loss and accuracy per epoch (train: running mean over each epoch's batches; test drawn "
+        "as the handout does, never used to choose); the dashed line is the epoch kept",
+        conclusion=curves_conclusion(result.history, kept, val is not None), key=True)
     status = result.status
     if status == "diverged":
         rep.section("Diverged", f"The loss became NaN in epoch {len(result.history)}; lower the "
                     f"learning rate (now {cfg.lr:g}).")
         return status, {"test_accuracy": test["accuracy"], "test_loss": test["loss"]}
 
-    rep.section("Results", f"Test accuracy {test['accuracy']:.4f} ({100 * (1 - test['accuracy']):.2f} % "
-                "of the 10,000 test digits wrong), test loss " f"{test['loss']:.4f}.")
+    low, high = stats.wilson(test["accuracy"], len(y_test))
+    rep.section("Results", f"Test accuracy {stats.percent(test['accuracy'])} "
+                f"({100 * (1 - test['accuracy']):.2f} % of the {len(y_test):,} test digits wrong), "
+                f"test loss {test['loss']:.4f}. This is one seed measured once on {len(y_test):,} "
+                f"digits: its 95 % Wilson interval is {stats.percent_interval(low, high)}, so another "
+                "run (or the README's number) inside that range agrees with this one; a run "
+                "outside it points to a real difference in the setup.")
     found = _mnist.describe_classifier(rep, model, x_test, data.test_y, data.test_x, cfg.seed)
     _mnist.save_classifier(ctx.run.path, NAME, model, "lenet5", {"activation": cfg.activation}, pad_to=32)
-    rep.text("`mllabs predict RUN_DIR digit.png ...` classifies your own digit photos or drawings "
-             "with this network (top 3 with probabilities).")
+    rep.text("`mllabs predict` classifies your own digit photos or drawings with this network "
+             "(top 3 with probabilities); the command under What next runs it on a test digit the "
+             "run saved as a PNG.")
     return status, {"test_accuracy": test["accuracy"], "test_loss": test["loss"],
+                    **_mnist.test_interval(test["accuracy"], len(y_test)),
                     "test_errors": found["errors"], "epochs_run": len(result.history),
                     "best_epoch": result.best_epoch, "train_seconds": result.seconds}
+
+
+def curves_conclusion(history: list[dict], kept: int, has_val: bool) -> str:
+    """Which epoch was kept and why, and whether another rule would have picked differently."""
+    row = history[kept - 1]
+    if not has_val:
+        return f"All {len(history)} epochs ran and the last was kept (train loss {row['train_loss']:.4f})."
+    text = (f"Epoch {kept} had the lowest validation loss ({row['val_loss']:.4f}, validation "
+            f"accuracy {stats.percent(row['val_accuracy'])}), so its weights were kept")
+    best_acc = max(history, key=lambda r: r["val_accuracy"])
+    if best_acc["epoch"] != kept:
+        text += (f"; epoch {best_acc['epoch']} had the highest validation accuracy "
+                 f"({stats.percent(best_acc['val_accuracy'])}), but the rule is the loss, which "
+                 "also counts how sure the network is of each answer")
+    return text + "."
 
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:

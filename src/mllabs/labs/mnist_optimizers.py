@@ -350,3 +350,22 @@ def verdict(ranking, cfg, updates: int) -> str:
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
     return _mnist.predict_digits(run_dir, inputs, NAME)
+
+
+# ---------------------------------------------------------------------------- the report's ends
+
+HEADLINE = "best_test_accuracy"
+TRY_NEXT = [
+    ("--set seeds=5", "more seeds per cell: are the leaders' differences more than chance?"),
+]
+
+
+def headline(metrics: dict) -> str:
+    from mllabs import stats
+
+    return (f"{metrics['best_optimizer']} leads with **{stats.percent(metrics['best_test_accuracy'])}** "
+            "test accuracy at its learning rate chosen on validation.")
+
+
+def example_input(data, run_dir: Path) -> list[str]:
+    return _mnist.example_digit(data, run_dir)

@@ -172,7 +172,7 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
         report_layers(chosen["model"], x_test[:cfg.batch_size], best_wd, rep, ctx)
     _mnist.save_classifier(ctx.run.path, NAME, chosen["model"], "mlp",
                            {"in_features": 784, "hidden": list(cfg.hidden), "out_features": 10}, pad_to=28)
-    rep.section("Predict", f"`mllabs predict RUN_DIR digit.png ...` reads your own digit images with "
+    rep.section("Predict", f"`mllabs predict` (the command under What next, on a test digit the run saved) reads your own digit images with "
                 f"the network trained with λ = {best_wd:g} (seed {chosen['seed']}).")
     metrics["train_seconds"] = sum(r["seconds"] for rs in results.values() for r in rs)
     return "completed", metrics
@@ -308,3 +308,25 @@ def report_layers(model: nn.Module, batch: torch.Tensor, wd: float, rep, ctx) ->
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
     return _mnist.predict_digits(run_dir, inputs, NAME)
+
+
+# ---------------------------------------------------------------------------- the report's ends
+
+HEADLINE = "best_test_accuracy"
+KEY_FIGURE = "gap"
+TRY_NEXT = [
+    ("--set loss=mse", "the squared error instead of cross-entropy, as the handout also tries"),
+    ("--set inspect=true", "look inside the chosen network: each layer's output statistics"),
+    ("--set train_size=10000", "more digits: less to overfit, and less for weight decay to fix"),
+]
+
+
+def headline(metrics: dict) -> str:
+    from mllabs import stats
+
+    return (f"Weight decay λ = {metrics['best_weight_decay']:g} is best on the held-out digits, "
+            f"with **{stats.percent(metrics['best_test_accuracy'])}** test accuracy.")
+
+
+def example_input(data, run_dir: Path) -> list[str]:
+    return _mnist.example_digit(data, run_dir)

@@ -22,7 +22,7 @@ def format_cell(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return "" if value is None else str(value)
     if isinstance(value, int):
-        return f"{value:,}" if abs(value) >= 10000 else str(value)
+        return f"{value:,}" if abs(value) >= 1000 else str(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
@@ -76,15 +76,28 @@ class Report:
         self._add({"kind": "table", "caption": caption, "columns": [str(c) for c in columns],
                    "rows": cells})
 
-    def figure(self, fig: plt.Figure, name: str, caption: str) -> Path:
+    def figure(self, fig: plt.Figure, name: str, caption: str, *, conclusion: str = "",
+               key: bool = False) -> Path:
+        """`caption` says what is drawn; `conclusion`, one sentence from this run's numbers, what
+        it shows. `key=True` makes it the figure of the results box at the top of the report
+        (one per report; the last one marked wins)."""
         path = self.run.figures / f"{name}.png"
         buf = io.BytesIO()
         # "tight" grows the canvas to whatever sticks out (colorbar labels, outside legends)
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", pad_inches=0.08)
         plt.close(fig)
         atomic_write_bytes(path, buf.getvalue())
-        self._add({"kind": "figure", "file": f"figures/{name}.png", "caption": caption})
+        block = {"kind": "figure", "file": f"figures/{name}.png", "caption": caption}
+        if conclusion:
+            block["conclusion"] = conclusion.strip()
+        self._add(block)
+        if key:
+            self.doc["key_figure"] = block["file"]
         return path
+
+    def try_next(self, items: Sequence[tuple[str, str]]) -> None:
+        """Ready commands that end the report, each with why it is worth running: (command, why)."""
+        self.doc["try_next"] = [{"command": c, "why": w} for c, w in items]
 
     def save(self, command: str) -> None:
         self.doc["command"] = command

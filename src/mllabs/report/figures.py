@@ -8,14 +8,30 @@ matplotlib.use("Agg")  # files only; never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 Series = dict[str, tuple]  # label -> (x, y) or (x, y, y_err)
 
 
+def plain_log_axis(axis) -> None:
+    """Ticks of a log axis as plain numbers (0.5, 1, 2, 5 rather than 5×10⁻¹, 10⁰, 2×10⁰)."""
+    def minor(value, _):  # where matplotlib would write 2×10ⁿ: every minor tick on an axis of
+        if not (value > 0 and np.isfinite(value)):  # under a decade, 2 and 5 on one of two
+            return ""
+        low, high = sorted(axis.get_view_interval())
+        decades = np.log10(high / low) if low > 0 and np.isfinite(high / low) else 3.0
+        mantissa = round(value / 10 ** np.floor(np.log10(value)), 6)
+        shown = (2, 3, 4, 5, 6, 7, 8, 9) if decades < 1 else (2, 5) if decades < 2 else ()
+        return f"{value:g}" if mantissa in shown else ""
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(FuncFormatter(minor))
+
+
 def curves(panels: dict[str, Series], xlabel: str = "epoch", log_y: bool = False,
-           ncols: int = 2) -> plt.Figure:
-    """One panel per quantity (e.g. "MAE", "MSE"), one line per series, shaded ± error if given."""
+           ncols: int = 2, mark: tuple[float, str] | None = None) -> plt.Figure:
+    """One panel per quantity (e.g. "MAE", "MSE"), one line per series, shaded ± error if given.
+    `mark` = (x, label) draws a dashed vertical line on every panel, e.g. at the epoch kept."""
     n = len(panels)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
@@ -28,6 +44,9 @@ def curves(panels: dict[str, Series], xlabel: str = "epoch", log_y: bool = False
     labels = list(dict.fromkeys(label for series in panels.values() for label in series))
     colour = {label: cycle[i % len(cycle)] for i, label in enumerate(labels)}
     for ax, (title, series) in zip(axes.flat, panels.items()):
+        # a panel with nothing to draw (a run that diverged at once) keeps a linear axis
+        drawable = any((np.isfinite(np.asarray(d[1], float)) & (np.asarray(d[1], float) > 0)).any()
+                       for d in series.values())
         for label, data in series.items():
             x, y = np.asarray(data[0]), np.asarray(data[1], dtype=float)
             # with few epochs, dots show each measured point (one epoch is otherwise invisible)
@@ -36,12 +55,15 @@ def curves(panels: dict[str, Series], xlabel: str = "epoch", log_y: bool = False
             if len(data) > 2 and data[2] is not None:
                 err = np.asarray(data[2], dtype=float)
                 ax.fill_between(x, y - err, y + err, color=line.get_color(), alpha=0.2, linewidth=0)
+        if mark is not None and drawable:
+            ax.axvline(mark[0], color="#555555", linestyle="--", linewidth=1, label=mark[1])
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         if xlabel == "epoch":
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        if log_y:
+        if log_y and drawable:
             ax.set_yscale("log")
+            plain_log_axis(ax.yaxis)
         ax.grid(alpha=0.3)
         if outside:
             ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
@@ -53,11 +75,21 @@ def curves(panels: dict[str, Series], xlabel: str = "epoch", log_y: bool = False
     return fig
 
 
-def true_vs_predicted(y_true, y_pred, unit: str = "") -> plt.Figure:
+def true_vs_predicted(y_true, y_pred, unit: str = "", baseline=None,
+                      labels: tuple[str, str] = ("model", "baseline")) -> plt.Figure:
+    """Predicted against true, with a baseline's predictions beside them when given."""
     y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
     fig, ax = plt.subplots(figsize=(4.8, 4.6))
-    ax.scatter(y_true, y_pred, s=14, alpha=0.7, edgecolors="none")
-    lo, hi = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
+    both = [y_true, y_pred]
+    if baseline is not None:
+        baseline = np.asarray(baseline, float)
+        both.append(baseline)
+        ax.scatter(y_true, baseline, s=14, alpha=0.6, marker="x", color="#dd8452", label=labels[1])
+    ax.scatter(y_true, y_pred, s=14, alpha=0.7, edgecolors="none", color="#4c72b0",
+               label=labels[0] if baseline is not None else None)
+    if baseline is not None:
+        ax.legend(fontsize=8, loc="upper left")
+    lo, hi = float(min(v.min() for v in both)), float(max(v.max() for v in both))
     pad = 0.03 * (hi - lo or 1.0)
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="grey", linewidth=1, linestyle="--")
     ax.set_xlim(lo - pad, hi + pad)
@@ -107,25 +139,30 @@ def heatmap(matrix, row_labels, col_labels, fmt: str = "{:.2f}", cmap: str = "vi
 
 
 def pair_plot(columns: dict[str, np.ndarray]) -> plt.Figure:
-    """Scatter of every pair, a histogram on the diagonal."""
+    """Scatter of every pair, a histogram on the diagonal. Each row shares its y axis and each
+    column its x axis, so the tick labels on the left and bottom hold for the whole row or
+    column; the histograms' counts live on twin axes of their own (unlabelled), never on the
+    row's axis of values."""
     names = list(columns)
     k = len(names)
-    fig, axes = plt.subplots(k, k, figsize=(2.2 * k, 2.2 * k), squeeze=False)
+    fig, axes = plt.subplots(k, k, figsize=(2.2 * k, 2.2 * k), squeeze=False,
+                             sharex="col", sharey="row")
     for i, row_name in enumerate(names):
         for j, col_name in enumerate(names):
             ax = axes[i][j]
             if i == j:
-                ax.hist(columns[col_name], bins=20, edgecolor="white")
+                twin = ax.twinx()
+                twin.hist(columns[col_name], bins=20, edgecolor="white", color="#8da0cb")
+                twin.set_yticks([])
+                # the row's own axis still spans its values, for the shared y of the row
+                ax.scatter(columns[col_name], columns[row_name], s=0, alpha=0)
             else:
                 ax.scatter(columns[col_name], columns[row_name], s=5, alpha=0.5, edgecolors="none")
             if i == k - 1:
                 ax.set_xlabel(col_name)
-            else:
-                ax.set_xticklabels([])
             if j == 0:
                 ax.set_ylabel(row_name)
-            else:
-                ax.set_yticklabels([])
+            ax.label_outer()
     fig.tight_layout()
     return fig
 
