@@ -356,15 +356,21 @@ def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
 
 HEADLINE = "best_test_accuracy"
 TRY_NEXT = [
-    ("--set seeds=5", "more seeds per cell: are the leaders' differences more than chance?"),
+    ("--set seeds=20", "more fresh seeds: does the leaders' order survive?"),
+    ("--set lrs=3,1,0.3,0.1", "rates past the grid's edge, where an optimizer's choice sat at it"),
+    ("--set epochs=20", "a longer budget: does full-batch descent catch up?"),
 ]
 
 
 def headline(metrics: dict) -> str:
     from mllabs import stats
 
-    return (f"{metrics['best_optimizer']} leads with **{stats.percent(metrics['best_test_accuracy'])}** "
-            "test accuracy at its learning rate chosen on validation.")
+    name = metrics["best_optimizer"]
+    low, high = metrics.get(f"{name}.test_accuracy_low"), metrics.get(f"{name}.test_accuracy_high")
+    interval = f" (95 % interval {stats.percent_interval(low, high)} over fresh seeds)" \
+        if low is not None and high is not None else ""
+    return (f"{NAMES.get(name, name)} leads with **{stats.percent(metrics['best_test_accuracy'])}** "
+            f"test accuracy{interval} at its learning rate chosen on validation.")
 
 
 def example_input(data, run_dir: Path) -> list[str]:
