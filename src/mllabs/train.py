@@ -206,13 +206,19 @@ def save_epoch_checkpoint(folder: Path, epoch: int, model: nn.Module, optimizer,
 
 
 class _Progress:
-    """A bar on a terminal, a few plain lines otherwise; both on stderr (stdout is for --json)."""
+    """A bar on a terminal, a few plain lines otherwise; both on stderr (stdout is for --json).
+    In a Jupyter kernel, one line of the notebook's output updated in place (an HTML bar)."""
 
     def __init__(self, total: int, label: str, enabled: bool):
         self.total, self.label, self.enabled = total, label, enabled
-        self.bar = None
+        self.bar = self.cell = None
         self.every = max(1, total // 10)
-        if enabled and sys.stderr.isatty():
+        if enabled and _jupyter_kernel():
+            from IPython.display import HTML, display
+
+            self.html, self.started = HTML, time.perf_counter()
+            self.cell = display(HTML(self._line(0, "")), display_id=True)
+        elif enabled and sys.stderr.isatty():
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
@@ -221,12 +227,22 @@ class _Progress:
             self.bar.start()
             self.task = self.bar.add_task(label or "training", total=total, info="")
 
+    def _line(self, epoch: int, info: str) -> str:
+        import html
+
+        seconds = time.perf_counter() - self.started
+        return (f"<code>{html.escape(self.label or 'training')}</code> "
+                f"<progress value='{epoch}' max='{self.total}' style='width:12em'></progress> "
+                f"{epoch}/{self.total} epochs, {seconds:.1f} s <code>{html.escape(info)}</code>")
+
     def update(self, epoch: int, row: dict) -> None:
         if not self.enabled:
             return
         info = "  ".join(f"{k}={v:.4g}" for k, v in row.items()
                          if k.startswith(("train_", "val_")) and isinstance(v, float))
-        if self.bar is not None:
+        if self.cell is not None:
+            self.cell.update(self.html(self._line(epoch, info)))
+        elif self.bar is not None:
             self.bar.update(self.task, completed=epoch, info=info)
         elif epoch % self.every == 0 or epoch == self.total or epoch == 1:
             prefix = f"{self.label} " if self.label else ""
@@ -236,6 +252,13 @@ class _Progress:
         if self.bar is not None:
             self.bar.stop()
 
+
+def _jupyter_kernel() -> bool:
+    """Inside a Jupyter kernel (IPython with a kernel attached), where stderr is no terminal but
+    the notebook can show a line that updates."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return getattr(shell, "kernel", None) is not None
 
 
 @dataclass

@@ -101,7 +101,7 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
             for k in range(cfg.seeds):
                 seed = cfg.seed + k
                 torch.manual_seed(seed)
-                model = MLP(784, cfg.hidden, 10)
+                model = ctx.network(MLP(784, cfg.hidden, 10))
                 decay = cfg.adamw_decay if name == "adamw" else cfg.weight_decay
                 run_cfg = dataclasses.replace(cfg, optimizer=name, lr=lr, seed=seed, weight_decay=decay)
                 result = ctx.fit(model, (x_train, y_train), run_cfg, loss_fn=cross_entropy,
