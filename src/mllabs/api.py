@@ -47,7 +47,6 @@ REFUSED = {
                "models=('cnn',))",
     "eye-screening": "compares several networks on your photos; choose them with models=",
 }
-RESERVED = ("model", "profile", "out", "data_dir", "progress")  # keywords of run(), not config keys
 
 
 def as_sets(overrides: dict[str, Any]) -> list[str]:
@@ -93,9 +92,12 @@ def run(lab: str, profile: str | None = None, seed: int | None = None, *, model=
         progress: bool = True, **overrides) -> "Result":
     """Run a lab exactly as `mllabs run LAB --profile P --seed S --set KEY=VALUE ...` does and
     return its Result. `model` is your own torch.nn.Module (or a function returning a new one)
-    trained in place of the lab's network (USER_NETWORK says which)."""
+    trained in place of the lab's network (USER_NETWORK says which); a string is the lab's own
+    config key `model` (flowers, eye-screening: the network predict uses)."""
     from mllabs.runner import execute
 
+    if isinstance(model, str):  # never a network: the config key of that name (flowers' `model`)
+        overrides, model = {"model": model, **overrides}, None
     check_model(lab, model)
     sets = as_sets(overrides)
     outcome = execute(lab, profile=profile, sets=sets, seed=seed, device=device, out=Path(out),
@@ -387,3 +389,51 @@ class LabSteps:
 def lab(name: str, profile: str | None = None, seed: int | None = None, **options) -> LabSteps:
     """A lab's steps one at a time (see LabSteps); the same options as run()."""
     return LabSteps(name, profile, seed, **options)
+
+
+# ---------------------------------------------------------------------------- looking at data
+
+@dataclass(frozen=True)
+class Picture:
+    """A PNG that Jupyter shows inline, whatever matplotlib backend is active (the report's
+    figures switch matplotlib to Agg, which would keep notebook figures from showing)."""
+
+    png: bytes
+
+    def _repr_png_(self) -> bytes:
+        return self.png
+
+    def save(self, path: str | Path) -> Path:
+        Path(path).write_bytes(self.png)
+        return Path(path)
+
+
+def picture(fig) -> Picture:
+    """A matplotlib figure as a Picture (and closed)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return Picture(buf.getvalue())
+
+
+def image_grid(images, labels=None, columns: int = 8, size: float = 1.3) -> Picture:
+    """Images (N×H×W greyscale or N×H×W×3 uint8) in a grid, each titled by its label."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # pyplot without a display; picture() hands Jupyter the PNG itself
+    import matplotlib.pyplot as plt
+
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * size, rows * size * 1.15),
+                             squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < len(images):
+            ax.imshow(images[k], cmap="gray" if images[k].ndim == 2 else None)
+            if labels is not None:
+                ax.set_title(str(labels[k]), fontsize=9)
+    return picture(fig)
