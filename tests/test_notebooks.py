@@ -66,7 +66,13 @@ def executed(tmp_path_factory):
     from nbclient import NotebookClient
 
     folder = tmp_path_factory.mktemp("notebooks")
-    env = {**os.environ, "MLLABS_PROFILE": "quick"}
+    # the kernel imports the mllabs under test, wherever it comes from (a relative PYTHONPATH
+    # would not survive the kernel's own working directory)
+    import mllabs
+
+    here = str(Path(mllabs.__file__).resolve().parents[1])
+    path = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "MLLABS_PROFILE": "quick", "PYTHONPATH": path}
     km = KernelManager(kernel_name="python3")
     km.start_kernel(cwd=str(folder), env=env)
     results, seconds = {}, {}
