@@ -73,6 +73,9 @@ def executed(tmp_path_factory):
     here = str(Path(mllabs.__file__).resolve().parents[1])
     path = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
     env = {**os.environ, "MLLABS_PROFILE": "quick", "PYTHONPATH": path}
+    for name in ("MLLABS_DATA", "MLLABS_CACHE"):  # CI gives MLLABS_DATA=../shared/data
+        if env.get(name):
+            env[name] = str(Path(env[name]).resolve())
     km = KernelManager(kernel_name="python3")
     km.start_kernel(cwd=str(folder), env=env)
     results, seconds = {}, {}
