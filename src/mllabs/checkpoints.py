@@ -11,6 +11,8 @@ input handling.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import copy
 import io
 import pickle
 from collections.abc import Callable, Iterator, Sequence
@@ -114,6 +116,22 @@ def reading(run_dir: Path, lab: str, file: str = SPEC) -> Iterator[None]:
                         f"({type(exc).__name__}: {exc}); re-run `mllabs run {lab}`") from None
 
 
+# a run that trained the user's own network (predict.json's "user_network") is predicted with a
+# copy of that module, which only the user's Python session has: mllabs.api sets it
+_USER_NETWORK: contextvars.ContextVar[nn.Module | None] = contextvars.ContextVar("user_network",
+                                                                                 default=None)
+
+
+@contextlib.contextmanager
+def user_network(module: nn.Module) -> Iterator[None]:
+    """load_model builds a copy of `module` instead of the lab's network inside this block."""
+    token = _USER_NETWORK.set(module)
+    try:
+        yield
+    finally:
+        _USER_NETWORK.reset(token)
+
+
 def load_model(run_dir: Path, spec: dict, build: Callable[[dict], nn.Module],
                name: str = "model") -> nn.Module:
     """checkpoints/<name>.pt loaded into `build(spec)`, in eval mode. The checkpoint is read
@@ -121,8 +139,12 @@ def load_model(run_dir: Path, spec: dict, build: Callable[[dict], nn.Module],
     needs is named) and the weights must fit it (the first mismatch is named)."""
     path = Path(run_dir) / "checkpoints" / f"{name}.pt"
     state = load_checkpoint(path)
+    mine = _USER_NETWORK.get()
+    if mine is None and spec.get("user_network"):
+        raise UserError(f"{run_dir} trained your own network ({spec['user_network']}), which only "
+                        "Python can rebuild: mllabs.load(RUN_DIR, model=YourNetwork()).predict(...)")
     with reading(run_dir, spec["lab"]):
-        model = build(spec)
+        model = copy.deepcopy(mine).cpu() if mine is not None else build(spec)
     load_weights(model, path, state)
     return model.eval()
 

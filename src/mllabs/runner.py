@@ -10,6 +10,7 @@ with --resume; under torchrun (--nproc N) only rank 0 writes.
 from __future__ import annotations
 
 import contextlib
+import copy
 import re
 import shlex
 import shutil
@@ -49,6 +50,32 @@ class RunContext:
     autocast: torch.dtype | None = None   # from the config's `precision`, where a lab has one
     session: Session = field(default_factory=Session)
     line: ProgressLine = field(default_factory=ProgressLine)  # "[lab i/N]" and the lab's start
+    # the user's own nn.Module, or a function making one (mllabs.run(..., model=...)): see network()
+    user_network: object = None
+    user_networks: list = field(default_factory=list)   # each one network() handed out
+
+    def network(self, model):
+        """The network a lab is about to train: `model`, the lab's own, unless the user gave one
+        of theirs. Their module itself the first time; each later time (another seed or setting)
+        a copy whose layers draw fresh weights (reset_parameters), or a new module from their
+        function, so every network starts the way the lab's own would."""
+        given = self.user_network
+        if given is None:
+            return model
+        if not isinstance(given, torch.nn.Module):
+            made = given()
+            if not isinstance(made, torch.nn.Module):
+                raise UserError(f"model= gave a {type(made).__name__}, not a torch.nn.Module; pass "
+                                "a module or a function that returns one")
+        elif not self.user_networks:
+            made = given
+        else:
+            made = copy.deepcopy(given)
+            for layer in made.modules():
+                if callable(getattr(layer, "reset_parameters", None)):
+                    layer.reset_parameters()
+        self.user_networks.append(made)
+        return made
 
     def log(self, message: str) -> None:
         if self.progress:
@@ -66,7 +93,8 @@ def execute(name: str, *, profile: str | None = None, sets: list[str] | None = N
             data_dir: Path | None = None, progress: bool = True, command: str = "",
             resume: Path | None = None, max_seconds: float | None = None,
             log: list[str] | None = None, index: bool = True, sweep: str | None = None,
-            scratch_rank: bool = False, position: tuple[int, int] | None = None) -> dict:
+            scratch_rank: bool = False, position: tuple[int, int] | None = None,
+            network=None) -> dict:
     """Run one lab end to end; returns metrics.json's object plus run_dir.
 
     With `resume`, the lab runs again top to bottom in that run directory with its saved config,
@@ -75,8 +103,10 @@ def execute(name: str, *, profile: str | None = None, sets: list[str] | None = N
     report written, resumable. `log` names trackers (tensorboard, mlflow) that get a copy of the
     finished run. `index=False` keeps the run out of runs/mllabs.db; `sweep` is the id of the
     sweep the run is a cell of; `position` (i, n) numbers the lab in `run all`'s progress lines.
-    A completed run's result also holds `headline` (the results box's sentence) and
-    `predict_command` (a predict that works as printed, on the example input the lab wrote)."""
+    `network` is the user's own nn.Module (or a function making one) that the lab trains in
+    place of its own (RunContext.network; mllabs.run's `model=`). A completed run's result also
+    holds `headline` (the results box's sentence) and `predict_command` (a predict that works as
+    printed, on the example input the lab wrote)."""
     lab = get_lab(name)
     trackers_wanted = trackers.parse_trackers(log)
     if resume is not None:
@@ -103,7 +133,10 @@ def execute(name: str, *, profile: str | None = None, sets: list[str] | None = N
                      resolve_precision(getattr(cfg, "precision", "fp32"), torch_device),
                      Session(state_dir=run.checkpoints / "state", root=run.path,
                              max_seconds=max_seconds),
-                     ProgressLine(f"[{name} {position[0]}/{position[1]}]" if position else f"[{name}]"))
+                     ProgressLine(f"[{name} {position[0]}/{position[1]}]" if position else f"[{name}]"),
+                     network)
+    if network is not None:
+        _note_user_network(run, network)
     ctx.log(f"profile {profile}, device {torch_device}, "
             f"{'resuming' if resume is not None else 'writing'} {run.path}")
     try:
@@ -159,8 +192,11 @@ def _run_lab(lab: ModuleType, cfg, data, ctx: RunContext, command: str, record) 
     with _sigterm_as_interrupt():
         try:
             status, metrics = lab.run(cfg, data, ctx)
+            if ctx.user_networks:
+                _mark_user_network(run.path, ctx.user_networks[0])
             if hasattr(lab, "networks"):
-                network_section(ctx.report, lab_networks(lab, cfg), getattr(lab, "LAYER_NAMES", {}))
+                network_section(ctx.report, lab_networks(lab, cfg, ctx.user_networks[:1]),
+                                {} if ctx.user_networks else getattr(lab, "LAYER_NAMES", {}))
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or the time budget
             reason = str(exc) or "Ctrl-C"
             _interrupted(ctx, lab.NAME, reason, started)
@@ -205,6 +241,30 @@ def _ending(lab: ModuleType, data, ctx: RunContext, metrics: dict) -> dict:
 def plain(text: str) -> str:
     """Report Markdown (`code`, **bold**) as terminal text."""
     return re.sub(r"\*\*(.+?)\*\*|`([^`]+)`", lambda m: m.group(1) or m.group(2), text)
+
+
+def _note_user_network(run: Run, network) -> None:
+    """env.json says the run trained the user's own network, which its command cannot rebuild."""
+    env = read_json(run.path / "env.json")
+    env["network"] = (f"the user's own {_network_name(network)}, in place of the lab's; the "
+                      "command alone does not reproduce this run")
+    run.write_json("env.json", env)
+
+
+def _network_name(network) -> str:
+    return type(network).__name__ if isinstance(network, torch.nn.Module) else \
+        f"{getattr(network, '__name__', type(network).__name__)}()"
+
+
+def _mark_user_network(run_dir: Path, module) -> None:
+    """predict.json names the user's network, so that predict without it says what to pass
+    rather than failing to fit the lab's own network to its weights."""
+    from mllabs.checkpoints import SPEC
+    from mllabs.files import write_json
+
+    path = run_dir / SPEC
+    if path.exists():
+        write_json(path, {**read_json(path), "user_network": type(module).__name__})
 
 
 def _helper_rank(name, profile, sets, seed, device, data_dir, command, max_seconds) -> dict:
@@ -310,8 +370,10 @@ def _interrupted(ctx: RunContext, name: str, reason: str, started: float) -> Non
         "results as a run that was never interrupted."))
 
 
-def lab_networks(lab: ModuleType, cfg) -> list[tuple[str, tuple[int, ...], list[dict]]]:
-    """(name, input shape, summary rows) for each network the lab trains."""
+def lab_networks(lab: ModuleType, cfg, replaced: list | None = None
+                 ) -> list[tuple[str, tuple[int, ...], list[dict]]]:
+    """(name, input shape, summary rows) for each network the lab trains; with `replaced` (the
+    user's module, in a lab that trains one network), that module's rows at the lab's input."""
     from mllabs.models import summary
 
     if not hasattr(lab, "networks"):
@@ -320,8 +382,13 @@ def lab_networks(lab: ModuleType, cfg) -> list[tuple[str, tuple[int, ...], list[
                         f"{', '.join(with_one)}")
     # building a network draws its initial weights; keep the lab's random stream untouched
     with torch.random.fork_rng(devices=[]):
+        built = lab.networks(cfg)
+        if replaced:
+            (name, (_, shape)), = built.items()  # the labs that take the user's network have one
+            built = {f"{type(replaced[0]).__name__} (yours, in place of {name})":
+                     (copy.deepcopy(replaced[0]).cpu(), shape)}
         return [(name, tuple(shape), summary(model, tuple(shape)))
-                for name, (model, shape) in lab.networks(cfg).items()]
+                for name, (model, shape) in built.items()]
 
 
 # The counting conventions, sentence by sentence, each said only where such a layer exists

@@ -252,12 +252,17 @@ class _Progress:
 
     def __init__(self, total: int, label: str, line: ProgressLine | None):
         self.total, self.label, self.line = total, label, line
-        self.bar = None
+        self.bar = self.cell = None
         self.started = self.last = time.monotonic()
         part = _PART.search(label or "")
         # "seed 2/5": the ETA covers the lab's remaining parts, not only this fit
         self.part = (int(part[1]), int(part[2])) if part and 0 < int(part[1]) <= int(part[2]) else None
-        if line is not None and sys.stderr.isatty():
+        if line is not None and _jupyter_kernel():  # one notebook line, updated in place
+            from IPython.display import HTML, display
+
+            self.html = HTML
+            self.cell = display(HTML(self._line(0, "")), display_id=True)
+        elif line is not None and sys.stderr.isatty():
             from rich.progress import BarColumn, Progress, TextColumn
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
@@ -265,6 +270,15 @@ class _Progress:
                                 TextColumn("{task.fields[info]}"), transient=True)
             self.bar.start()
             self.task = self.bar.add_task(f"{line.tag} {label}".strip(), total=total, info="")
+
+    def _line(self, epoch: int, info: str) -> str:
+        import html
+
+        seconds = time.monotonic() - self.started
+        head = " ".join(p for p in (self.line.tag, self.label) if p) or "training"
+        return (f"<code>{html.escape(head)}</code> "
+                f"<progress value='{epoch}' max='{self.total}' style='width:12em'></progress> "
+                f"{epoch}/{self.total} epochs, {seconds:.1f} s <code>{html.escape(info)}</code>")
 
     def eta(self, epoch: int) -> str:
         now = time.monotonic()
@@ -280,7 +294,9 @@ class _Progress:
         if self.line is None:
             return
         info = "  ".join(p for p in (progress_metrics(row), "" if final else self.eta(epoch)) if p)
-        if self.bar is not None:
+        if self.cell is not None:
+            self.cell.update(self.html(self._line(epoch, info)))
+        elif self.bar is not None:
             self.bar.update(self.task, completed=epoch, info=info)
         elif final or time.monotonic() - self.last >= print_every():
             self.last = time.monotonic()
@@ -292,6 +308,14 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def _jupyter_kernel() -> bool:
+    """Inside a Jupyter kernel (IPython with a kernel attached), where stderr is no terminal but
+    the notebook can show a line that updates."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return getattr(shell, "kernel", None) is not None
 
 
 @dataclass

@@ -200,7 +200,7 @@ def run(cfg: Config, p: Prepared, ctx) -> tuple[str, dict]:
         seed_cfg = dataclasses.replace(cfg, seed=seed)
         label = f"seed {k + 1}/{cfg.seeds}"
         torch.manual_seed(seed)
-        model = build_model(cfg.hidden, cfg.activation, cfg.dropout)
+        model = ctx.network(build_model(cfg.hidden, cfg.activation, cfg.dropout))
         # 1. the handout's run: train on the training cars, watch the validation cars
         curves = ctx.fit(model, train if has_val else everything, seed_cfg, loss_fn=mse_loss,
                          metrics=metrics_fns, val=val if has_val else None,
@@ -210,7 +210,7 @@ def run(cfg: Config, p: Prepared, ctx) -> tuple[str, dict]:
         #    held-out data, so the validation cars can go back into training
         if cfg.refit and has_val and curves.status == "completed":
             torch.manual_seed(seed)
-            model = build_model(cfg.hidden, cfg.activation, cfg.dropout)
+            model = ctx.network(build_model(cfg.hidden, cfg.activation, cfg.dropout))
             result = ctx.fit(model, everything, seed_cfg, loss_fn=mse_loss, metrics=metrics_fns,
                              restore_best=False, progress=False,  # its line would repeat the seed's
                              label=f"{label} refit")

@@ -99,7 +99,7 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     for k in range(cfg.seeds):
         seed = cfg.seed + k
         torch.manual_seed(seed)
-        model = build(cfg).to(memory_format=torch.channels_last)
+        model = ctx.network(build(cfg)).to(memory_format=torch.channels_last)
         batches = DigitBatches(cfg.degrees, cfg.shift, cfg.zoom, seed) if cfg.augment else None
         seeded = dataclasses.replace(cfg, seed=seed)  # fit's shuffling follows the seed
         tick = time.perf_counter()

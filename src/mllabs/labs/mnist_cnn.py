@@ -90,7 +90,7 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     (x_train, y_train), _, (x_test, y_test) = _mnist.splits(data, 0, cfg.train_size, cfg.seed)
 
     torch.manual_seed(cfg.seed)
-    model = ShallowCNN(cfg.filters, cfg.hidden)
+    model = ctx.network(ShallowCNN(cfg.filters, cfg.hidden))
     rep.section("Model", "Almost all the parameters sit in the dense layer after the flatten "
                 "(see the layer table at the end of the report).")
 

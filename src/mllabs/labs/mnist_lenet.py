@@ -115,7 +115,7 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
     ], "Data pipeline")
 
     torch.manual_seed(cfg.seed)
-    model = build(cfg)
+    model = ctx.network(build(cfg))
     rep.section("Model", f"LeNet-5 with {cfg.activation} activations and max pooling (its "
                 "layers, shapes and operation counts are at the end of the report).")
 

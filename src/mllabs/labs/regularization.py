@@ -132,7 +132,7 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
         for k in range(cfg.seeds):
             seed = cfg.seed + k
             torch.manual_seed(seed)
-            model = MLP(784, cfg.hidden, 10)
+            model = ctx.network(MLP(784, cfg.hidden, 10))
             result = ctx.fit(model, (x_train, y_train), dataclasses.replace(cfg, seed=seed, weight_decay=wd),
                              loss_fn=loss_fn, metrics={"accuracy": accuracy},
                              # training loss measured after each epoch (not the running mean) for the gap
