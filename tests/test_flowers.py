@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,6 +54,21 @@ def test_second_run_reads_the_decoded_photos_from_the_cache(tiny_run):
         with open(r / "history.csv") as fh:
             histories.append([{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)])
     assert histories[0] and histories[0] == histories[1]
+
+
+def test_report_prints_a_predict_command_that_works_as_printed(tiny_run, capsys):
+    run_dir = tiny_run[0]
+    command = json.loads((run_dir / "report.json").read_text())["predict_command"]
+    args = shlex.split(command)
+    assert args[:3] == ["mllabs", "predict", str(run_dir)] and command in (run_dir / "report.md").read_text()
+    example = Path(args[3])
+    assert example.parent == run_dir and example.name.startswith("example-")
+    capsys.readouterr()
+    assert run_cli(*args[1:], "--json") == 0
+    (answer,) = json.loads(capsys.readouterr().out)
+    assert answer["input"] == str(example) and answer["prediction"] == answer["top"][0]["label"]
+    # the file name says its true class, one of the species predict chooses from
+    assert example.name.split("-")[1] in json.loads((run_dir / "predict.json").read_text())["classes"]
 
 
 def test_split_is_stratified_and_disjoint():

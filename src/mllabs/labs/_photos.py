@@ -12,6 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import io
+import re
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,6 +25,7 @@ from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data.augment import MEAN, STD, PhotoBatches
 from mllabs.data.images import ImageFolder, load_image
 from mllabs.errors import DataError
+from mllabs.files import atomic_write_bytes
 from mllabs.models import count_macs
 from mllabs.models.gradcam import cam_layer, grad_cam, overlay
 from mllabs.models.resnet import load_pretrained, weights_file
@@ -350,6 +354,25 @@ def save_for_predict(run_dir: Path, lab: str, cfg: PhotoConfig, photos: Photos, 
                                                 "image_size": batches.size, "mean": list(batches.mean),
                                                 "std": list(batches.std), **extra},
                                  {"model": trained[chosen]["model"].state_dict()})
+
+
+def example_photo(photos: Photos, run_dir: Path) -> list[str]:
+    """A test photo copied into the run directory, byte for byte (so the printed predict command
+    works after the original folder moves); its name says the class it really is."""
+    i = int(photos.split["test"][0])
+    source = Path(photos.paths[i])
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"example-{photos.classes[photos.labels[i]]}-{source.name}")
+    try:
+        data = source.read_bytes()
+    except OSError:  # the photo left its folder since the decode cache was made: save what was decoded
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(photos.images[i]).save(buf, format="PNG")
+        data, name = buf.getvalue(), Path(name).stem + ".png"
+    path = run_dir / name
+    atomic_write_bytes(path, data)
+    return [str(path)]
 
 
 def predict_photos(run_dir: Path, inputs: list[Path], lab: str, build: Callable[[dict], nn.Module],

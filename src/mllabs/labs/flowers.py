@@ -254,3 +254,7 @@ def headline(metrics: dict) -> str:
             parts.append(f"{name} **{stats.percent(metrics[f'{key}.test_accuracy'], 1)}**")
     return "Test accuracy on the held-out photos: " + ", ".join(parts) + (
         " (the comparison table gives each its 95 % Wilson interval).")
+
+
+def example_input(data, run_dir: Path) -> list[str]:
+    return _photos.example_photo(data.photos, run_dir)
