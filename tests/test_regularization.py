@@ -125,3 +125,4 @@ def test_figure_conclusions_follow_made_up_numbers():
     assert "did not turn upward" in loss_conclusion({0.0: np.array([0.5, 0.3]), 0.1: np.array([0.6, 0.4])})
     assert "shrinks from 0.2000 at λ = 0 to 0.0500 at λ = 0.3" in gap_conclusion({0.0: 0.2, 0.01: 0.1, 0.3: 0.05})
     assert "grows from 0.0500" in gap_conclusion({0.0: 0.05, 0.3: 0.2})
+    assert "barely moves" in gap_conclusion({0.0: 0.2006, 0.01: 0.1999})

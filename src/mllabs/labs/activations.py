@@ -248,6 +248,18 @@ def plateau_conclusion(left: dict[str, list[int | None]], updates: int) -> str:
     return text[0].upper() + text[1:] + "."
 
 
+def gradient_conclusion(epoch: int, first: str, last: str, first_ratio: float, last_ratio: float) -> str:
+    """ReLU's mean gradient over sigmoid's at the first and the last layer, and where the gap is."""
+    def times(r):
+        return f"{r:,.0f}" if r >= 10 else f"{r:.2g}"
+
+    where = ("the gap opens towards the input" if first_ratio > 2 * last_ratio else
+             "the gap does not grow towards the input" if first_ratio > 0.5 * last_ratio else
+             "the gap narrows towards the input")
+    return (f"In epoch {epoch} ReLU's {first} gradient was {times(first_ratio)} times sigmoid's and "
+            f"its {last} gradient {times(last_ratio)} times: {where}.")
+
+
 PLATEAU = 2.0  # a batch loss below this (guessing gives ln 10 = 2.303) counts as learning
 
 
@@ -354,10 +366,8 @@ def report_gradients(cfg: Config, done: dict[str, list[dict]], rep) -> dict:
     fig = figures.curves(panels, xlabel="update", log_y=True)
     shared_y(fig)
     e = epochs[0]
-    said = (f"In epoch {e} the {layers[0]} gradient was {by_epoch['relu'][e][0] / by_epoch['sigmoid'][e][0]:,.0f} "
-            f"times larger under ReLU than under sigmoid, and {layers[-1]}'s "
-            f"{by_epoch['relu'][e][-1] / by_epoch['sigmoid'][e][-1]:.2g} times: the gap opens "
-            "towards the input." if pair else
+    said = (gradient_conclusion(e, layers[0], layers[-1], by_epoch["relu"][e][0] / by_epoch["sigmoid"][e][0],
+                                by_epoch["relu"][e][-1] / by_epoch["sigmoid"][e][-1]) if pair else
             "; ".join(f"{LABELS[a]}: {layers[0]}'s mean gradient in epoch {e} is "
                       f"{by_epoch[a][e][0] / by_epoch[a][e][-1]:.2g} × {layers[-1]}'s" for a in acts) + ".")
     rep.figure(fig, "gradients", f"Mean |gradient| of each layer's weights ({cfg.every} updates per "

@@ -262,7 +262,10 @@ def gap_conclusion(final_gap: dict[float, float]) -> str:
     if low == high:
         return f"At λ = {low:g} the test loss ends {final_gap[low]:.4f} above the training loss."
     a, b = final_gap[low], final_gap[high]
-    move = "shrinks" if b < a else "grows" if b > a else "stays"
+    if abs(b - a) <= 0.1 * abs(a):  # within a tenth: no direction worth stating
+        return (f"The final loss gap barely moves, {a:.4f} at λ = {low:g} and {b:.4f} at "
+                f"λ = {high:g}: at this length of training the penalty changes little.")
+    move = "shrinks" if b < a else "grows"
     return (f"The final loss gap {move} from {a:.4f} at λ = {low:g} to {b:.4f} at λ = {high:g}"
             + (": the penalty keeps the network from fitting its training digits much better than new ones."
                if b < a else "."))
