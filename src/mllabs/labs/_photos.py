@@ -286,7 +286,24 @@ def describe_comparison(cfg: PhotoConfig, trained: dict, rep, text: str) -> None
             panels[key][f"{n} validation"] = (epochs, [r[f"val_{key}"] for r in t["history"]])
     rep.figure(figures.curves(panels), "curves", "Accuracy and loss per epoch for every model on "
                "shared axes (training: running mean over the epoch, with augmentation; validation: "
-               "exact, without)")
+               "exact, without)", conclusion=curves_conclusion({n: t["history"] for n, t in trained.items()}))
+
+
+def curves_conclusion(histories: dict[str, list[dict]]) -> str:
+    """Which model's validation accuracy peaks highest and when, and which ends furthest above
+    its validation accuracy on the training batches (the one that overfits most)."""
+    peak = {n: max(h, key=lambda r: r["val_accuracy"]) for n, h in histories.items()}
+    ranked = sorted(peak, key=lambda n: -peak[n]["val_accuracy"])
+    text = (f"{ranked[0]}'s validation accuracy peaks highest, at {100 * peak[ranked[0]]['val_accuracy']:.1f} % "
+            f"in epoch {peak[ranked[0]]['epoch']}")
+    text += "".join(f"; {n}'s at {100 * peak[n]['val_accuracy']:.1f} % in epoch {peak[n]['epoch']}"
+                    for n in ranked[1:])
+    gap = {n: h[-1]["train_accuracy"] - h[-1]["val_accuracy"] for n, h in histories.items()}
+    widest = max(gap, key=gap.get)
+    if gap[widest] > 0.05:
+        text += (f"; by the last epoch {widest} is {100 * gap[widest]:.0f} points better on its "
+                 "training batches than on validation, the widest gap")
+    return text + "."
 
 
 def comparison_text(trained: dict) -> str:
