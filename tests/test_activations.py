@@ -102,3 +102,18 @@ def test_both_activations_start_from_the_same_weights():
     torch.manual_seed(3)
     relu = LeNet5("relu").state_dict()
     assert sigmoid.keys() == relu.keys() and all(torch.equal(sigmoid[k], relu[k]) for k in sigmoid)
+
+
+def test_figure_conclusions_follow_made_up_numbers():
+    from mllabs.labs.activations import accuracy_conclusion, gradient_conclusion, plateau_conclusion
+
+    text = accuracy_conclusion({"ReLU": [0.98, 0.97], "sigmoid": [0.11, 0.12]})
+    assert text.startswith("ReLU ends highest, at 97.50 %") and "86.00 points above sigmoid" in text
+    assert "every seed below every one of ReLU" in text
+    flipped = accuracy_conclusion({"ReLU": [0.50, 0.40], "sigmoid": [0.90, 0.45]})
+    assert flipped.startswith("Sigmoid ends highest") and "every seed" not in flipped
+    text = plateau_conclusion({"ReLU": [40, 60], "sigmoid": [None, None]}, 900)
+    assert "ReLU's fell below 2.0 after 40–60 updates" in text and "sigmoid's batch loss never fell" in text
+    assert "(1 seed(s) never)" in plateau_conclusion({"sigmoid": [None, 700]}, 900)
+    assert gradient_conclusion(1, "conv1", "fc3", 129.0, 0.096).endswith("129 times sigmoid's and its fc3 gradient 0.096 times: the gap opens towards the input.")
+    assert gradient_conclusion(1, "conv1", "fc3", 0.01, 1.0).endswith("the gap narrows towards the input.")

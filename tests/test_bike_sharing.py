@@ -115,3 +115,20 @@ def test_predict_rejects_bad_rows_with_one_line(quick, data_root, tmp_path, caps
     assert run_cli("predict", run_dir, tmp_path / "bad.csv") == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and len(err.splitlines()) == 1
+
+
+def test_comparison_with_least_squares_states_the_direction_the_numbers_give():
+    from mllabs.labs.bike_sharing import against_least_squares, versus_sentence
+
+    clear = {"difference": -40.0, "low": -45.0, "high": -35.0}
+    assert "43 % below least squares' 94.0" in versus_sentence("MLP", 53.2, 94.0, clear)
+    assert "more than the test days' spread" in versus_sentence("MLP", 53.2, 94.0, clear)
+    worse = {"difference": 6.0, "low": -1.0, "high": 12.0}
+    text = versus_sentence("MLP", 100.0, 94.0, worse)
+    assert "6 % above" in text and "within the test days' spread" in text
+    # the paired interval over days: a model that is better on every day has it below zero
+    days = np.repeat(np.arange(20), 24)
+    y = np.random.default_rng(0).uniform(0, 500, len(days))
+    r = {"y_test": y, "pred": {"ols": y + 50, "linear": y + 60, "mlp": y + 10, "gbm": y}}
+    d = against_least_squares(r, days)
+    assert d["mlp"]["high"] < 0 < d["linear"]["low"] and abs(d["gbm"]["difference"] + 50) < 1e-9

@@ -158,6 +158,30 @@ def test_quick_profile_end_to_end(tmp_path, capsys):
         assert text in md, text
     rows = list(csv.DictReader((run_dir / "history.csv").open()))
     assert len(rows) == 3 * (lab.PROFILES["quick"]["epochs"] + 1)
+    # the paired comparison with least squares: its difference is the two test MSEs' difference
+    for model in ("numpy", "numpy_quadratic"):
+        d = m[f"{model}_vs_ols.test_mse_difference"]
+        assert d == pytest.approx(m[f"{model}.test_mse"] - m["ols.test_mse"], rel=1e-9, abs=1e-9)
+        assert m[f"{model}_vs_ols.test_mse_difference_ci95_low"] <= d <= m[f"{model}_vs_ols.test_mse_difference_ci95_high"]
+    doc = json.loads((run_dir / "report.json").read_text())
+    said = {b["file"]: b.get("conclusion", "") for s in doc["sections"] for b in s["blocks"] if b["kind"] == "figure"}
+    assert all(said.values()), [f for f, c in said.items() if not c]
+    assert f"{m['numpy.test_mse']:.2f}" in said["figures/true_vs_predicted.png"]
+
+
+def test_comparison_sentence_follows_the_numbers():
+    clear = {"difference": -2.0, "low": -3.0, "high": -1.0}
+    assert "10.0 % below least squares' 20.00" in lab.versus_sentence("net", 18.0, 20.0, clear)
+    assert "confirm" in lab.versus_sentence("net", 18.0, 20.0, clear)
+    unsure = {"difference": 2.0, "low": -1.0, "high": 5.0}
+    text = lab.versus_sentence("net", 22.0, 20.0, unsure)
+    assert "10.0 % above" in text and "cannot tell" in text
+    # the interval comes from the houses: a model worse on every house has it above zero
+    rng = np.random.default_rng(0)
+    y = rng.normal(22, 9, 100)
+    results = {"y_test": y, "ols": {"pred": y + rng.normal(0, 1, 100)}, "numpy": {"pred": y + rng.normal(0, 3, 100)}}
+    d = lab.versus_ols(results, "numpy")
+    assert d["low"] > 0 and results["numpy"]["vs_ols"] is d
 
 
 def test_lines_of_code_are_measured_from_source():

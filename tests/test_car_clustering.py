@@ -69,6 +69,29 @@ def test_run_directory_holds_report_model_and_figures(finished):
     assert result["status"] == "completed"
 
 
+def test_every_figure_says_what_it_shows_from_the_saved_labels(finished):
+    run_dir, _, labels = finished
+    doc = json.loads((run_dir / "report.json").read_text())
+    said = {b["file"]: b.get("conclusion", "") for s in doc["sections"] for b in s["blocks"] if b["kind"] == "figure"}
+    assert all(said.values()), [f for f, c in said.items() if not c]
+    same = int((labels["kmedoids"] == labels["kmeans"]).sum())
+    assert f"K-Medoids puts {same} of the {len(labels)} cars" in said["figures/pca_centroid_methods.png"]
+
+
+def test_conclusions_follow_made_up_numbers():
+    corr = np.array([[1, 0.2, -0.9], [0.2, 1, 0.1], [-0.9, 0.1, 1]])
+    assert lab.correlation_conclusion(corr, ["a", "b", "c"]).startswith("The strongest pair is a and c (r = -0.90); 1 of the 3")
+    price = np.array([10e3, 12e3, 30e3, 34e3])
+    text = lab.price_conclusion(price, np.array([1, 1, 0, 0]), 2, 0.9)
+    assert "from $11,000 (cluster 1) to $32,000 (cluster 0)" in text
+    chained = {m: np.array([0] * 9 + [1]) for m in ("kmeans", "single", "complete", "average", "ward")}
+    chained["ward"] = np.array([0] * 5 + [1] * 5)
+    text = lab.largest_cluster_conclusion(chained, 2)
+    assert "holds 9 of 10 cars under single linkage" in text and "merges nearly everything" in text
+    chained["single"] = chained["complete"] = chained["average"] = chained["ward"]
+    assert "merges" not in lab.largest_cluster_conclusion(chained, 2)
+
+
 def test_every_metric_is_present_and_in_range(finished):
     _, result, labels = finished
     m = result["metrics"]

@@ -5,6 +5,7 @@ for a missing or malformed folder."""
 from __future__ import annotations
 
 import json
+import shlex
 import warnings
 from pathlib import Path
 
@@ -85,6 +86,17 @@ def test_quick_run_compares_lenet_and_resnet_and_predicts(tmp_path, capsys):
     assert "The network, layer by layer" in md  # from networks(): lenet at 32 px and resnet18
     assert {"roc.png", "curves.png", "grad_cam.png", "lenet_confusion_matrix.png"} <= \
         {p.name for p in (run_dir / "figures").iterdir()}
+
+    # the printed predict command works as printed, on a photo copied from the user's folder
+    command = shlex.split(result["predict_command"])
+    assert command[:3] == ["mllabs", "predict", str(run_dir)] and (run_dir / "report.md").read_text().count(
+        result["predict_command"]) == 1
+    example = Path(command[3])
+    assert example.parent == run_dir and any(example.read_bytes() == p.read_bytes()
+                                             for p in data.glob("*/*") if p.name != "broken.jpg")
+    assert run_cli(*command[1:], "--json") == 0
+    (answer,) = json.loads(capsys.readouterr().out)
+    assert answer["prediction"] in ("normal", "pathologic")
 
     fundus(np.random.default_rng(9), True, size=300).save(tmp_path / "mine.png")
     assert run_cli("predict", run_dir, tmp_path / "mine.png", "--json") == 0

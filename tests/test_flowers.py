@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,6 +54,21 @@ def test_second_run_reads_the_decoded_photos_from_the_cache(tiny_run):
         with open(r / "history.csv") as fh:
             histories.append([{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)])
     assert histories[0] and histories[0] == histories[1]
+
+
+def test_report_prints_a_predict_command_that_works_as_printed(tiny_run, capsys):
+    run_dir = tiny_run[0]
+    command = json.loads((run_dir / "report.json").read_text())["predict_command"]
+    args = shlex.split(command)
+    assert args[:3] == ["mllabs", "predict", str(run_dir)] and command in (run_dir / "report.md").read_text()
+    example = Path(args[3])
+    assert example.parent == run_dir and example.name.startswith("example-")
+    capsys.readouterr()
+    assert run_cli(*args[1:], "--json") == 0
+    (answer,) = json.loads(capsys.readouterr().out)
+    assert answer["input"] == str(example) and answer["prediction"] == answer["top"][0]["label"]
+    # the file name says its true class, one of the species predict chooses from
+    assert example.name.split("-")[1] in json.loads((run_dir / "predict.json").read_text())["classes"]
 
 
 def test_split_is_stratified_and_disjoint():
@@ -125,3 +142,65 @@ def test_the_resnet_is_measured_on_the_test_photos_and_predict_takes_the_best_on
     assert set(best_val) == {"cnn", "resnet18", "plain18"}
     spec = json.loads((run_dir / "predict.json").read_text())
     assert spec["architecture"] == max(best_val, key=best_val.get)
+
+
+def test_paired_comparison_states_who_is_ahead_from_the_photos():
+    from mllabs.labs.flowers import paired_comparisons, paired_metrics, paired_text
+
+    y = np.zeros(40, int)
+    def probs(right):  # two classes; right where `right` is True
+        p = np.zeros((len(y), 2))
+        p[np.arange(len(y)), np.where(right, 0, 1)] = 1
+        return {"probs": p}
+
+    cnn = np.ones(40, bool)
+    cnn[:2] = False            # the CNN misses 2 photos
+    resnet = np.ones(40, bool)
+    resnet[2:14] = False       # the ResNet misses 12 others
+    paired = paired_comparisons({"cnn": probs(cnn), "resnet18": probs(resnet)}, y)
+    c = paired[("cnn", "resnet18")]
+    assert (c["only_a"], c["only_b"]) == (12, 2) and c["p"] < 0.05 and c["low"] > 0
+    text = paired_text(paired)
+    assert "12 test photos only cnn gets right and 2 only resnet18; cnn is ahead by 25.0 points" in text
+    assert "more than chance" in text
+    assert paired_metrics(paired)["cnn_vs_resnet18.mcnemar_p"] == c["p"]
+    # the same photos with the roles swapped: the sentence turns round
+    flipped = paired_text(paired_comparisons({"cnn": probs(resnet), "resnet18": probs(cnn)}, y))
+    assert "resnet18 is ahead by 25.0 points" in flipped
+    close = resnet.copy()
+    close[2:12] = True          # 2 against 2: no evidence either way
+    level = paired_text(paired_comparisons({"cnn": probs(cnn), "resnet18": probs(close)}, y))
+    assert "they are level" in level and "do not separate them" in level
+
+
+def test_curves_conclusion_names_the_peak_and_the_widest_gap():
+    from mllabs.labs._photos import curves_conclusion
+
+    def history(val, train):
+        return [{"epoch": e + 1, "val_accuracy": v, "train_accuracy": t} for e, (v, t) in enumerate(zip(val, train))]
+
+    text = curves_conclusion({"cnn": history([0.5, 0.6], [0.5, 0.62]), "resnet18": history([0.7, 0.65], [0.7, 0.9])})
+    assert text.startswith("resnet18's validation accuracy peaks highest, at 70.0 % in epoch 1; cnn's at 60.0 % in epoch 2")
+    assert "resnet18 is 25 points better on its training batches" in text
+    assert "widest gap" not in curves_conclusion({"cnn": history([0.5, 0.6], [0.5, 0.62])})
+
+
+def test_mistake_grid_counts_only_the_random_photos_when_the_test_set_is_small():
+    from mllabs.report.classifier import describe_classifier
+
+    class Collect:
+        def __init__(self):
+            self.said = []
+
+        def figure(self, fig, name, caption, conclusion=""):
+            self.said.append(conclusion)
+
+        def table(self, *args, **kwargs):
+            pass
+
+    labels = np.arange(10) % 2
+    probs = np.eye(2)[np.where(np.arange(10) < 7, 1 - labels, labels)]  # 7 of 10 wrong
+    rep = Collect()
+    describe_classifier(rep, probs, labels, ["a", "b"], np.zeros((10, 4, 4, 3), np.uint8), 0,
+                        what="photos", grid=(15, 5), ncols=5)
+    assert rep.said[1].startswith("Of the 10 random photos, 7 are wrong; the 5 mistakes")

@@ -20,6 +20,11 @@ def test_quick_run_trains_every_seed_and_reports_mean_and_best(tmp_path, capsys)
     assert result["status"] == "completed"
     assert m["test_accuracy"] > 0.7  # 4,000 digits, 2 epochs; the default profile reaches 99.5 %
     assert m["best_test_accuracy"] >= m["test_accuracy"] and m["best_seed"] in (0, 1)
+    # no validation digits in the quick profile: predict's network has the lower training loss
+    last = {}
+    for row in __import__("csv").DictReader((run_dir / "history.csv").open()):
+        last[int(row["seed"])] = float(row["train_loss"])
+    assert m["predict_seed"] == min(last, key=last.get)
     history = (run_dir / "history.csv").read_text().splitlines()
     assert history[0].startswith("seed,epoch") and len(history) == 1 + 2 * 2  # 2 seeds × 2 epochs
     md = (run_dir / "report.md").read_text()
@@ -61,3 +66,37 @@ def test_digitnet_shapes_and_widths():
     assert [c.out_channels for c in convs] == [8, 8, 16, 16, 32, 32]
     assert np.isclose(sum(p.numel() for p in net.parameters()),
                       sum(c.weight.numel() for c in convs) + 2 * (8 + 8 + 16 + 16 + 32 + 32) + 32 * 7 * 7 * 10 + 10)
+
+
+def _seed(seed, test_acc, val_acc=None, train_loss=0.1, test_losses=(0.2, 0.1)):
+    rows = [{"epoch": e + 1, "train_loss": train_loss, "test_loss": loss, "test_accuracy": test_acc}
+            for e, loss in enumerate(test_losses)]
+    if val_acc is not None:
+        rows[-1]["val_accuracy"] = val_acc
+    return {"seed": seed, "test_accuracy": test_acc, "history": rows}
+
+
+def test_predict_network_is_chosen_without_the_test_set():
+    from mllabs.labs.mnist_best import pick_for_predict
+
+    # seed 1 is best on test but worst on validation: validation decides
+    runs = [_seed(0, 0.990, val_acc=0.995), _seed(1, 0.996, val_acc=0.980), _seed(2, 0.991, val_acc=0.990)]
+    chosen, rule = pick_for_predict(runs)
+    assert chosen["seed"] == 0 and "validation" in rule
+    runs[1]["history"][-1]["val_accuracy"] = 0.999
+    assert pick_for_predict(runs)[0]["seed"] == 1
+    # no digits held out: the lowest training loss, never the test accuracy
+    runs = [_seed(0, 0.999, train_loss=0.3), _seed(1, 0.990, train_loss=0.1)]
+    chosen, rule = pick_for_predict(runs)
+    assert chosen["seed"] == 1 and "training loss" in rule
+
+
+def test_curves_conclusion_follows_the_numbers():
+    from mllabs.labs.mnist_best import curves_conclusion
+
+    falling = curves_conclusion([_seed(0, 0.98, test_losses=(0.3, 0.2)), _seed(1, 0.99, test_losses=(0.3, 0.1))])
+    assert "98.00 %" in falling and "99.00 %" in falling and "still falling" in falling
+    flat = curves_conclusion([_seed(0, 0.98, test_losses=(0.2, 0.3)), _seed(1, 0.99, test_losses=(0.2, 0.3))])
+    assert "no longer falling" in flat and "every seed" in flat
+    mixed = curves_conclusion([_seed(0, 0.98, test_losses=(0.2, 0.3)), _seed(1, 0.99, test_losses=(0.3, 0.2))])
+    assert "1 of 2 seeds" in mixed

@@ -112,3 +112,17 @@ def test_bad_options_end_with_exit_2(tmp_path, capsys, sets, fragment):
     err = capsys.readouterr().err.strip()
     assert fragment in err and len(err.splitlines()) == 1
     assert not (tmp_path / "regularization").exists()
+
+
+def test_figure_conclusions_follow_made_up_numbers():
+    import numpy as np
+
+    from mllabs.labs.regularization import gap_conclusion, loss_conclusion
+
+    overfit = {0.0: np.array([0.5, 0.3, 0.4]), 0.01: np.array([0.5, 0.35, 0.32])}
+    text = loss_conclusion(overfit)
+    assert "ends lowest at λ = 0.01 (0.3200)" in text and "after epoch 2 (0.3000) and rose 33 %" in text
+    assert "did not turn upward" in loss_conclusion({0.0: np.array([0.5, 0.3]), 0.1: np.array([0.6, 0.4])})
+    assert "shrinks from 0.2000 at λ = 0 to 0.0500 at λ = 0.3" in gap_conclusion({0.0: 0.2, 0.01: 0.1, 0.3: 0.05})
+    assert "grows from 0.0500" in gap_conclusion({0.0: 0.05, 0.3: 0.2})
+    assert "barely moves" in gap_conclusion({0.0: 0.2006, 0.01: 0.1999})

@@ -12,6 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import io
+import re
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,6 +25,7 @@ from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data.augment import MEAN, STD, PhotoBatches
 from mllabs.data.images import ImageFolder, load_image
 from mllabs.errors import DataError
+from mllabs.files import atomic_write_bytes
 from mllabs.models import count_macs
 from mllabs.models.gradcam import cam_layer, grad_cam, overlay
 from mllabs.models.resnet import load_pretrained, weights_file
@@ -282,7 +286,24 @@ def describe_comparison(cfg: PhotoConfig, trained: dict, rep, text: str) -> None
             panels[key][f"{n} validation"] = (epochs, [r[f"val_{key}"] for r in t["history"]])
     rep.figure(figures.curves(panels), "curves", "Accuracy and loss per epoch for every model on "
                "shared axes (training: running mean over the epoch, with augmentation; validation: "
-               "exact, without)")
+               "exact, without)", conclusion=curves_conclusion({n: t["history"] for n, t in trained.items()}))
+
+
+def curves_conclusion(histories: dict[str, list[dict]]) -> str:
+    """Which model's validation accuracy peaks highest and when, and which ends furthest above
+    its validation accuracy on the training batches (the one that overfits most)."""
+    peak = {n: max(h, key=lambda r: r["val_accuracy"]) for n, h in histories.items()}
+    ranked = sorted(peak, key=lambda n: -peak[n]["val_accuracy"])
+    text = (f"{ranked[0]}'s validation accuracy peaks highest, at {100 * peak[ranked[0]]['val_accuracy']:.1f} % "
+            f"in epoch {peak[ranked[0]]['epoch']}")
+    text += "".join(f"; {n}'s at {100 * peak[n]['val_accuracy']:.1f} % in epoch {peak[n]['epoch']}"
+                    for n in ranked[1:])
+    gap = {n: h[-1]["train_accuracy"] - h[-1]["val_accuracy"] for n, h in histories.items()}
+    widest = max(gap, key=gap.get)
+    if gap[widest] > 0.05:
+        text += (f"; by the last epoch {widest} is {100 * gap[widest]:.0f} points better on its "
+                 "training batches than on validation, the widest gap")
+    return text + "."
 
 
 def comparison_text(trained: dict) -> str:
@@ -350,6 +371,25 @@ def save_for_predict(run_dir: Path, lab: str, cfg: PhotoConfig, photos: Photos, 
                                                 "image_size": batches.size, "mean": list(batches.mean),
                                                 "std": list(batches.std), **extra},
                                  {"model": trained[chosen]["model"].state_dict()})
+
+
+def example_photo(photos: Photos, run_dir: Path) -> list[str]:
+    """A test photo copied into the run directory, byte for byte (so the printed predict command
+    works after the original folder moves); its name says the class it really is."""
+    i = int(photos.split["test"][0])
+    source = Path(photos.paths[i])
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"example-{photos.classes[photos.labels[i]]}-{source.name}")
+    try:
+        data = source.read_bytes()
+    except OSError:  # the photo left its folder since the decode cache was made: save what was decoded
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(photos.images[i]).save(buf, format="PNG")
+        data, name = buf.getvalue(), Path(name).stem + ".png"
+    path = run_dir / name
+    atomic_write_bytes(path, data)
+    return [str(path)]
 
 
 def predict_photos(run_dir: Path, inputs: list[Path], lab: str, build: Callable[[dict], nn.Module],

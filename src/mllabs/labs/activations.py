@@ -204,11 +204,60 @@ def report_curves(cfg: Config, done: dict[str, list[dict]], rep) -> dict:
     metrics.update(plateau)
     fig = figures.curves(panels)
     shared_y(fig, rows=2)
+    ran = {LABELS[a]: rs for a, rs in done.items() if rs}
     rep.figure(fig, "curves", "Loss and accuracy per epoch; each row shares its y axis (training: "
-               "running mean over each epoch's batches; test: the 10,000 test digits after the epoch)")
+               "running mean over each epoch's batches; test: the 10,000 test digits after the epoch)",
+               conclusion=accuracy_conclusion({a: [r["test"]["accuracy"] for r in rs] for a, rs in ran.items()}))
     rep.figure(figures.curves(early, xlabel="update"), "curves_per_update",
-               f"Training loss and accuracy of the batches, {cfg.every} updates per point")
+               f"Training loss and accuracy of the batches, {cfg.every} updates per point",
+               conclusion=plateau_conclusion({a: [left_plateau(r["batches"], cfg.every) for r in rs]
+                                              for a, rs in ran.items()},
+                                             min(len(r["batches"]) for rs in ran.values() for r in rs)))
     return metrics
+
+
+def accuracy_conclusion(accs: dict[str, list[float]]) -> str:
+    """Which activation ends higher on the test digits and by how much, over every seed's number
+    (the gap is called clear only when every seed of the winner beats every seed of the other)."""
+    ranked = sorted(accs, key=lambda a: -np.mean(accs[a]))
+    top = ranked[0]
+    text = f"{top[0].upper() + top[1:]} ends highest, at {100 * np.mean(accs[top]):.2f} % test accuracy"
+    for other in ranked[1:]:
+        gap = 100 * (np.mean(accs[top]) - np.mean(accs[other]))
+        clear = min(accs[top]) > max(accs[other])
+        text += (f", {gap:.2f} points above {other} ({100 * np.mean(accs[other]):.2f} %"
+                 + (", every seed below every one of " + top if clear and len(accs[top]) > 1 else "")
+                 + ")")
+    return text + "."
+
+
+def plateau_conclusion(left: dict[str, list[int | None]], updates: int) -> str:
+    """When each activation's batch loss left the plateau of guessing, seed by seed."""
+    parts = []
+    for act, when in left.items():
+        if all(u is None for u in when):
+            parts.append(f"{act}'s batch loss never fell below {PLATEAU:.1f} in {updates:,} updates")
+        else:
+            seen = [u for u in when if u is not None]
+            parts.append(f"{act}'s fell below {PLATEAU:.1f} after "
+                         + (f"{seen[0]:,}" if len(when) == 1 else
+                            f"{min(seen):,}–{max(seen):,}" + (f" ({len(when) - len(seen)} seed(s) never)"
+                                                                if len(seen) < len(when) else ""))
+                         + " updates")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
+def gradient_conclusion(epoch: int, first: str, last: str, first_ratio: float, last_ratio: float) -> str:
+    """ReLU's mean gradient over sigmoid's at the first and the last layer, and where the gap is."""
+    def times(r):
+        return f"{r:,.0f}" if r >= 10 else f"{r:.2g}"
+
+    where = ("the gap opens towards the input" if first_ratio > 2 * last_ratio else
+             "the gap does not grow towards the input" if first_ratio > 0.5 * last_ratio else
+             "the gap narrows towards the input")
+    return (f"In epoch {epoch} ReLU's {first} gradient was {times(first_ratio)} times sigmoid's and "
+            f"its {last} gradient {times(last_ratio)} times: {where}.")
 
 
 PLATEAU = 2.0  # a batch loss below this (guessing gives ln 10 = 2.303) counts as learning
@@ -316,8 +365,13 @@ def report_gradients(cfg: Config, done: dict[str, list[dict]], rep) -> dict:
         panels[LABELS[a]] = series
     fig = figures.curves(panels, xlabel="update", log_y=True)
     shared_y(fig)
+    e = epochs[0]
+    said = (gradient_conclusion(e, layers[0], layers[-1], by_epoch["relu"][e][0] / by_epoch["sigmoid"][e][0],
+                                by_epoch["relu"][e][-1] / by_epoch["sigmoid"][e][-1]) if pair else
+            "; ".join(f"{LABELS[a]}: {layers[0]}'s mean gradient in epoch {e} is "
+                      f"{by_epoch[a][e][0] / by_epoch[a][e][-1]:.2g} × {layers[-1]}'s" for a in acts) + ".")
     rep.figure(fig, "gradients", f"Mean |gradient| of each layer's weights ({cfg.every} updates per "
-               "point, mean over seeds; log scale, the same for every panel)")
+               "point, mean over seeds; log scale, the same for every panel)", conclusion=said)
     return metrics
 
 

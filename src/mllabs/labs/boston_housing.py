@@ -246,6 +246,7 @@ def run(cfg: Config, p: Prepared, ctx) -> tuple[str, dict]:
     start = time.perf_counter()
     theta = least_squares(x_train, y_train)
     seconds = time.perf_counter() - start
+    results["y_test"] = y_test
     results["ols"] = {"seconds": seconds, "pred": x_test @ theta[:-1] + theta[-1],
                       "train_mse": numpy_net.mse(x_train @ theta[:-1] + theta[-1], y_train)}
     for key in ("numpy", "numpy_quadratic", "torch"):
@@ -254,6 +255,9 @@ def run(cfg: Config, p: Prepared, ctx) -> tuple[str, dict]:
     ctx.run.write_history([{"model": key, **row} for key in ("numpy", "numpy_quadratic", "torch")
                            for row in results[key]["history"]])
     sizes = code_size()
+    y_test = results.pop("y_test")
+    for key in ("numpy", "numpy_quadratic"):
+        versus_ols({**results, "y_test": y_test}, key)
     for key, r in results.items():
         with np.errstate(over="ignore", invalid="ignore"):  # a diverged model's output
             r["test_mse"] = numpy_net.mse(r["pred"], y_test)
@@ -286,12 +290,57 @@ def summarise(results: dict, grad_rows: list[dict]) -> dict:
         metrics[f"{key}.seconds"] = round(results[key]["seconds"], 6)
         metrics[f"{key}.lines_of_code"] = results[key]["lines"]
     metrics["numpy.gap_to_ols"] = results["numpy"]["test_mse"] / results["ols"]["test_mse"] - 1
+    for key in ("numpy", "numpy_quadratic"):
+        d = results[key].get("vs_ols") or versus_ols(results, key)
+        metrics |= {f"{key}_vs_ols.test_mse_difference": d["difference"],
+                    f"{key}_vs_ols.test_mse_difference_ci95_low": d["low"],
+                    f"{key}_vs_ols.test_mse_difference_ci95_high": d["high"]}
     metrics["numpy_vs_torch.max_prediction_difference"] = float(
         np.abs(results["numpy"]["pred"] - results["torch"]["pred"]).max())
     for row in grad_rows:
         metrics[f"gradient_check.{row['model']}.finite_differences"] = row["vs finite differences"]
         metrics[f"gradient_check.{row['model']}.autograd"] = row["vs PyTorch autograd"]
     return metrics
+
+
+def versus_ols(results: dict, key: str) -> dict:
+    """`key`'s test MSE minus least squares', paired on the same test houses: a 95 % bootstrap
+    interval from resampling the houses (each keeps both models' squared errors)."""
+    from mllabs import stats
+
+    y = results["y_test"]
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged model's output
+        d = stats.paired_difference((results[key]["pred"] - y) ** 2, (results["ols"]["pred"] - y) ** 2,
+                                    resamples=2000)
+    results[key]["vs_ols"] = d
+    return d
+
+
+def versus_sentence(name: str, mse: float, ols_mse: float, diff: dict) -> str:
+    """One sentence comparing a network with least squares on the same test houses: the
+    direction from the two numbers, and whether the paired interval leaves zero out."""
+    if mse == ols_mse:
+        where = f"equal to least squares' {ols_mse:.2f}"
+    else:
+        where = (f"{100 * abs(mse / ols_mse - 1):.1f} % {'below' if mse < ols_mse else 'above'} "
+                 f"least squares' {ols_mse:.2f}")
+    sure = ("a difference the test houses confirm" if diff["low"] > 0 or diff["high"] < 0 else
+            "a difference these test houses cannot tell from chance")
+    return (f"The {name}'s test MSE {mse:.2f} is {where} (paired over the same test houses: "
+            f"{diff['difference']:+.2f}, 95 % interval {diff['low']:+.2f} to {diff['high']:+.2f}), "
+            f"{sure}.")
+
+
+def curves_conclusion(results: dict, epochs: int) -> str:
+    np_r, q_r, t_r, ols = (results[k] for k in ("numpy", "numpy_quadratic", "torch", "ols"))
+    gap = np_r["history"][-1]["test_mse"] / ols["test_mse"] - 1
+    same = float(np.max(np.abs(np.asarray([h["test_mse"] for h in np_r["history"]])
+                               - np.asarray([h["test_mse"] for h in t_r["history"]]))))
+    return (f"After {epochs} epochs the NumPy linear network's test MSE is "
+            f"{np_r['history'][-1]['test_mse']:.2f}, {100 * abs(gap):.1f} % "
+            f"{'above' if gap > 0 else 'below'} the least-squares line's {ols['test_mse']:.2f}; the "
+            f"PyTorch network's curve lies on it (largest difference {same:.1e}) and the quadratic "
+            f"one ends at {q_r['history'][-1]['test_mse']:.2f}.")
 
 
 # ---------------------------------------------------------------------------- report
@@ -355,7 +404,10 @@ def describe_training(cfg: Config, results: dict, grad_rows: list[dict], rep) ->
             "least squares, test": (epochs, np.full(len(epochs), results["ols"]["test_mse"]))}
     rep.figure(figures.curves(panels, log_y=True, ncols=3), "loss_curves",
                "Mean squared error ($1000s²) on all training houses and on the test houses after "
-               "every epoch; the flat line is least squares on the test houses")
+               "every epoch; the flat line is least squares on the test houses",
+               conclusion=curves_conclusion(results, cfg.epochs)
+               if math.isfinite(results["numpy"]["history"][-1]["test_mse"])
+               and math.isfinite(results["torch"]["history"][-1]["test_mse"]) else "")
 
 
 def describe_results(cfg: Config, p: Prepared, results: dict, grad_rows: list[dict],
@@ -385,9 +437,13 @@ def describe_results(cfg: Config, p: Prepared, results: dict, grad_rows: list[di
         rep.text(paragraph)
     rep.figure(figures.true_vs_predicted(y_test, results["numpy"]["pred"], "price ($1000s)"),
                "true_vs_predicted", "Predicted against true price of the test houses, NumPy linear "
-               "network (the one predict uses); the dashed line is a perfect prediction")
+               "network (the one predict uses); the dashed line is a perfect prediction",
+               conclusion=versus_sentence("NumPy linear network", results["numpy"]["test_mse"], ols,
+                                          results["numpy"]["vs_ols"]))
     rep.figure(figures.true_vs_predicted(y_test, results["numpy_quadratic"]["pred"], "price ($1000s)"),
-               "true_vs_predicted_quadratic", "The same for the quadratic network")
+               "true_vs_predicted_quadratic", "The same for the quadratic network",
+               conclusion=versus_sentence("quadratic network", results["numpy_quadratic"]["test_mse"],
+                                          ols, results["numpy_quadratic"]["vs_ols"]))
     top = y_test >= np.quantile(y_test, 0.9)
     rep.text(f"On the {top.sum()} most expensive test houses (from ${1000 * y_test[top].min():,.0f}) "
              "the mean error (predicted − true) is "

@@ -303,7 +303,8 @@ def describe_data(p: Prepared, rep) -> None:
     rep.figure(figures.heatmap(corr, p.features, p.features, cmap="coolwarm", vmin=-1, vmax=1,
                                colorbar_label="Pearson r"), "correlation",
                "Correlation between the clustered columns: size, weight, engine and power rise "
-               "together and fuel economy falls with them, so one direction dominates the data")
+               "together and fuel economy falls with them, so one direction dominates the data",
+               conclusion=correlation_conclusion(corr, p.features))
 
 
 def describe_k(cfg: Config, ks, inertia, scan, picked: int, k: int, profiles, rep) -> None:
@@ -321,8 +322,13 @@ def describe_k(cfg: Config, ks, inertia, scan, picked: int, k: int, profiles, re
         if ax.get_visible() and ax.get_title():
             ax.axvline(k, color="grey", linestyle="--", linewidth=1)
             ax.set_xticks(ks)
+    best_k = {m: ks[int(np.argmax(v))] for m, v in scan.items()}
+    agree = sum(kk == picked for kk in best_k.values())
     rep.figure(fig, "choosing_k", f"Left: K-Means' within-cluster sum of squares against k (the "
-               f"elbow). Right: silhouette against k for every method. Dashed line: k = {k}")
+               f"elbow). Right: silhouette against k for every method. Dashed line: k = {k}",
+               conclusion=f"The K-Means silhouette peaks at k = {picked} "
+               f"({dict(zip(ks, scan['kmeans']))[picked]:.3f}), and {agree} of the {len(scan)} "
+               f"methods' silhouettes peak there too; this run uses k = {k}.")
     rows = [{"k": kk, "K-Means sum of squares": inertia[i],
              **{f"silhouette {METHODS[m]}": scan[m][i] for m in scan}} for i, kk in enumerate(ks)]
     rep.table(rows, "The scan, per k")
@@ -416,6 +422,46 @@ def price_by_cluster(price, labels, k: int) -> plt.Figure:
     return fig
 
 
+def correlation_conclusion(corr: np.ndarray, features: list[str]) -> str:
+    """The strongest pair, and how many pairs move together strongly (|r| > 0.7)."""
+    upper = np.triu_indices(len(features), 1)
+    values = corr[upper]
+    i = int(np.argmax(np.abs(values)))
+    a, b = features[upper[0][i]], features[upper[1][i]]
+    strong = int((np.abs(values) > 0.7).sum())
+    return (f"The strongest pair is {a} and {b} (r = {values[i]:+.2f}); {strong} of the "
+            f"{len(values)} pairs have |r| above 0.7, so the clusters will mostly follow that one "
+            "size-and-power direction.")
+
+
+def agreement_conclusion(labels: dict, methods) -> str:
+    """How many cars each method puts in the K-Means cluster of the same number (clusters are
+    matched to K-Means' before this), from the labels themselves."""
+    n = len(labels["kmeans"])
+    same = {m: int((np.asarray(labels[m]) == np.asarray(labels["kmeans"])).sum()) for m in methods}
+    first, *rest = methods
+    return (f"{METHODS[first]} puts {same[first]} of the {n} cars in the same cluster as K-Means"
+            + "".join(f", {METHODS[m]} {same[m]}" for m in rest) + ".")
+
+
+def largest_cluster_conclusion(labels: dict, k: int) -> str:
+    """Whether a linkage chains: the share of cars in its largest cluster at the cut."""
+    n = len(labels["kmeans"])
+    largest = {m: int(np.bincount(labels[m], minlength=k).max()) for m in ("single", "complete", "average", "ward")}
+    worst = max(largest, key=largest.get)
+    return (f"Cut at k = {k}, the largest cluster holds {largest[worst]} of {n} cars under "
+            f"{METHODS[worst]} ({', '.join(f'{METHODS[m]} {v}' for m, v in largest.items() if m != worst)})"
+            + (": one linkage merges nearly everything and leaves the outliers alone"
+               if largest[worst] > 0.8 * n else "") + ".")
+
+
+def price_conclusion(price: np.ndarray, labels: np.ndarray, k: int, eta2: float) -> str:
+    means = [price[labels == c].mean() for c in range(k)]
+    lo, hi = int(np.argmin(means)), int(np.argmax(means))
+    return (f"Mean price runs from ${means[lo]:,.0f} (cluster {lo}) to ${means[hi]:,.0f} "
+            f"(cluster {hi}), and the clusters explain {100 * eta2:.0f} % of the variance of price.")
+
+
 def describe_methods(cfg: Config, p: Prepared, k: int, labels, measured, pcs, pca, centroids,
                      medoids, trees, rep) -> None:
     rep.section("Methods and metrics", f"Six clusterings of the same {len(p.x)} standardised cars "
@@ -465,15 +511,16 @@ def describe_methods(cfg: Config, p: Prepared, k: int, labels, measured, pcs, pc
         f"The cars on their first two principal components ({100 * pca.explained_variance_ratio_.sum():.0f} % "
         "of the standardised variance), coloured by cluster: K-Means (✕ centroids), K-Medoids "
         "(✕ medoids, which are cars) and Ward linkage, which minimises the same sum of squares "
-        "as K-Means")
+        "as K-Means", conclusion=agreement_conclusion(labels, ("kmedoids", "ward")))
     rep.figure(scatter_panels(pcs, pca, [(METHODS[m], labels[m], None, None)
                                          for m in ("single", "complete", "average")], k),
                "pca_linkages", "The same projection, coloured by single, complete and average "
-               "linkage")
+               "linkage", conclusion=agreement_conclusion(labels, ("single", "complete", "average")))
     rep.figure(dendrograms(trees, labels, k, p.table["CarName"].astype(str).tolist()), "dendrograms",
                "Dendrogram per linkage: the last 30 merges (a leaf is one car, named, or a group "
                "whose size is in brackets), links coloured by the cluster below them (grey: above the cut); "
-               f"the dashed line is the height that leaves {k} clusters")
+               f"the dashed line is the height that leaves {k} clusters",
+               conclusion=largest_cluster_conclusion(labels, k))
 
 
 def describe_profiles(p: Prepared, labels, profiles, k: int, rep) -> None:
@@ -498,7 +545,8 @@ def describe_profiles(p: Prepared, labels, profiles, k: int, rep) -> None:
            "far segments defined by specifications alone also separate by price")
     rep.figure(price_by_cluster(price, labels, k), "price_by_cluster",
                f"Price by K-Means cluster; the clusters explain {100 * eta2:.0f} % of the variance "
-               f"of price (η², between-cluster over total sum of squares); {how}")
+               f"of price (η², between-cluster over total sum of squares); {how}",
+               conclusion=price_conclusion(price, labels, k, eta2))
 
 
 def describe_check(check: dict, k: int, rep) -> None:

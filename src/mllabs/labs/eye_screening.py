@@ -374,3 +374,7 @@ def headline(metrics: dict) -> str:
              for key, name in (("lenet", "LeNet-5"), ("resnet", metrics.get("resnet.model", "ResNet")))
              if f"{key}.test_accuracy" in metrics]
     return "; ".join(parts) + f", with {metrics.get('positive_class', 'the positive class')} as positive."
+
+
+def example_input(data, run_dir: Path) -> list[str]:
+    return _photos.example_photo(data.photos, run_dir)

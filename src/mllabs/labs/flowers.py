@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from torch import nn
 
 from mllabs import data as datasets
@@ -137,7 +138,9 @@ def run(cfg: Config, data: FlowerPhotos, ctx) -> tuple[str, dict]:
         trained.update(train_pretrained(cfg, data.transfer, ctx, names))
     _photos.write_history(ctx.run, trained)
     metrics = collect_metrics(trained)
-    _photos.describe_comparison(cfg, trained, rep, comparison_text(trained))
+    paired = paired_comparisons(trained, photos.labels[photos.split["test"]])
+    metrics |= paired_metrics(paired)
+    _photos.describe_comparison(cfg, trained, rep, comparison_text(trained) + paired_text(paired))
     _photos.describe_mistakes(cfg, photos, trained, rep)
     if cfg.cam_photos:
         _photos.describe_attention(cfg, photos, trained, rep, "A model that looks at petals has "
@@ -180,6 +183,52 @@ def collect_metrics(trained: dict) -> dict:
         metrics["pretrained.test_accuracy"] = trained[best]["test_accuracy"]
         metrics["pretrained.model"] = best
     return metrics | _photos.model_metrics(trained)
+
+
+def paired_comparisons(trained: dict, test_y: np.ndarray) -> dict:
+    """Pairs of models measured on the same test photos, compared photo by photo: the plain CNN
+    against the (first) ResNet, and resnet18 against plain18 when both ran. McNemar's exact test
+    on the photos only one of the two got right, and a bootstrap interval of the accuracy
+    difference from resampling the photos (the pairing kept)."""
+    from mllabs.stats import mcnemar_exact, paired_bootstrap
+
+    resnet = _photos.first_resnet(trained)
+    pairs = [(a, b) for a, b in (("cnn", resnet), ("resnet18", "plain18")) if a in trained and b in trained]
+    out = {}
+    for a, b in pairs:
+        right_a = trained[a]["probs"].argmax(1) == test_y
+        right_b = trained[b]["probs"].argmax(1) == test_y
+        out[(a, b)] = mcnemar_exact(right_a, right_b) | paired_bootstrap(right_a, right_b, seed=0)
+    return out
+
+
+def paired_metrics(paired: dict) -> dict:
+    metrics = {}
+    for (a, b), c in paired.items():
+        key = f"{a}_vs_{b}"
+        metrics |= {f"{key}.accuracy_difference": c["difference"],
+                    f"{key}.accuracy_difference_ci95_low": c["low"],
+                    f"{key}.accuracy_difference_ci95_high": c["high"], f"{key}.mcnemar_p": c["p"]}
+    return metrics
+
+
+def paired_text(paired: dict) -> str:
+    """One sentence per pair, its direction and verdict from the numbers."""
+    parts = []
+    for (a, b), c in paired.items():
+        if not c["only_a"] and not c["only_b"]:
+            parts.append(f" Photo by photo, {a} and {b} get exactly the same test photos right.")
+            continue
+        ahead = a if c["difference"] > 0 else b
+        lead = (f"{ahead} is ahead by {100 * abs(c['difference']):.1f} points" if c["difference"] else
+                "they are level")
+        sure = ("more than chance would give (p < 0.05)" if c["p"] < 0.05 else
+                "a split chance alone could give, so these test photos do not separate them")
+        parts.append(f" Photo by photo: {c['only_a']} test photos only {a} gets right and "
+                     f"{c['only_b']} only {b}; {lead} (95 % interval of {a} − {b}: "
+                     f"{100 * c['low']:+.1f} to {100 * c['high']:+.1f}), McNemar p = {c['p']:.2g}, "
+                     f"{sure}.")
+    return "".join(parts)
 
 
 def comparison_text(trained: dict) -> str:
@@ -254,3 +303,7 @@ def headline(metrics: dict) -> str:
             parts.append(f"{name} **{stats.percent(metrics[f'{key}.test_accuracy'], 1)}**")
     return "Test accuracy on the held-out photos: " + ", ".join(parts) + (
         " (the comparison table gives each its 95 % Wilson interval).")
+
+
+def example_input(data, run_dir: Path) -> list[str]:
+    return _photos.example_photo(data.photos, run_dir)

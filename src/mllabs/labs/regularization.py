@@ -212,6 +212,7 @@ def report_gap(cfg: Config, done: dict[float, list[dict]], rep, loss_name: str) 
               f"are {loss_name}, measured on the whole set after training, without the penalty)")
     panels, gaps = {"training loss": {}, "test loss": {}}, {"loss gap (test − train)": {},
                                                             "accuracy gap (train − test)": {}}
+    test_curves, train_curves = {}, {}
     for wd, rs in done.items():
         length = min(len(r["history"]) for r in rs)
         epochs = np.arange(1, length + 1)
@@ -220,6 +221,7 @@ def report_gap(cfg: Config, done: dict[float, list[dict]], rep, loss_name: str) 
             return np.mean([[row[key] for row in r["history"][:length]] for r in rs], 0)
 
         label = f"λ = {wd:g}"
+        test_curves[wd], train_curves[wd] = mean("test_loss"), mean("trainset_loss")
         panels["training loss"][label] = (epochs, mean("trainset_loss"))
         panels["test loss"][label] = (epochs, mean("test_loss"))
         gaps["loss gap (test − train)"][label] = (epochs, mean("test_loss") - mean("trainset_loss"))
@@ -227,10 +229,46 @@ def report_gap(cfg: Config, done: dict[float, list[dict]], rep, loss_name: str) 
                                                       mean("trainset_accuracy") - mean("test_accuracy"))
     rep.figure(figures.curves(panels, log_y=True), "loss_curves",
                f"Training and test loss ({loss_name}) per epoch for each weight decay, both measured "
-               "after the epoch on the whole set (mean over seeds; log scale)")
+               "after the epoch on the whole set (mean over seeds; log scale)",
+               conclusion=loss_conclusion(test_curves))
     rep.figure(figures.curves(gaps), "gap", "The generalisation gap per epoch for each weight decay "
-               "(mean over seeds)")
+               "(mean over seeds)",
+               conclusion=gap_conclusion({wd: float(c[-1] - train_curves[wd][-1])
+                                          for wd, c in test_curves.items()}))
     return metrics
+
+
+def loss_conclusion(test_curves: dict[float, np.ndarray]) -> str:
+    """Which λ ends with the lowest test loss, and whether the weakest decay's test loss turned
+    upward (it fell to a minimum, then rose more than 2 %)."""
+    final = {wd: float(c[-1]) for wd, c in test_curves.items()}
+    best = min(final, key=final.get)
+    low = min(test_curves)
+    curve = test_curves[low]
+    turn = int(np.argmin(curve))
+    text = f"The test loss ends lowest at λ = {best:g} ({final[best]:.4f})"
+    if turn < len(curve) - 1 and curve[-1] > curve[turn] * 1.02:
+        text += (f"; at λ = {low:g} it was lowest after epoch {turn + 1} ({curve[turn]:.4f}) and "
+                 f"rose {100 * (curve[-1] / curve[turn] - 1):.0f} % after that, the mark of overfitting")
+    else:
+        text += f"; at λ = {low:g} it did not turn upward ({final[low]:.4f} at the end)"
+    return text + "."
+
+
+def gap_conclusion(final_gap: dict[float, float]) -> str:
+    """The last epoch's loss gap from the weakest to the strongest decay, in the direction the
+    numbers go."""
+    low, high = min(final_gap), max(final_gap)
+    if low == high:
+        return f"At λ = {low:g} the test loss ends {final_gap[low]:.4f} above the training loss."
+    a, b = final_gap[low], final_gap[high]
+    if abs(b - a) <= 0.1 * abs(a):  # within a tenth: no direction worth stating
+        return (f"The final loss gap barely moves, {a:.4f} at λ = {low:g} and {b:.4f} at "
+                f"λ = {high:g}: at this length of training the penalty changes little.")
+    move = "shrinks" if b < a else "grows"
+    return (f"The final loss gap {move} from {a:.4f} at λ = {low:g} to {b:.4f} at λ = {high:g}"
+            + (": the penalty keeps the network from fitting its training digits much better than new ones."
+               if b < a else "."))
 
 
 def averages(rs: list[dict]) -> dict:

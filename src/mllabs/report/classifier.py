@@ -60,7 +60,9 @@ def describe_classifier(rep, probs: np.ndarray, labels: np.ndarray, classes: lis
                caption(f"{min(n_random, len(labels))} random test {what}, then up to {n_wrong} the "
                        "network got wrong (red: prediction, with the true class in brackets)"),
                conclusion=f"Of the {min(n_random, len(labels))} random {what}, "
-                          f"{int((pred[shown[:n_random]] != labels[shown[:n_random]]).sum())} "
+                          # only the random ones: with fewer test items than n_random, the
+                          # mistakes drawn after them start sooner
+                          f"{int((pred[shown[:min(n_random, len(labels))]] != labels[shown[:min(n_random, len(labels))]]).sum())} "
                           f"are wrong; the {min(n_wrong, len(wrong))} mistakes after them are drawn "
                           f"from all {len(wrong):,}, and many are hard for a person too.")
     return {"per_class": per_class, "errors": int(len(wrong)), "pred": pred}
