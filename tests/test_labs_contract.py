@@ -37,9 +37,10 @@ def test_every_lab_satisfies_the_protocol(name):
 
 
 def test_a_lab_that_trains_with_fit_has_a_train_config():
-    """ctx.fit reads epochs, batch_size, optimizer, ...: a lab with networks() uses TrainConfig
-    (boston-housing trains its own NumPy and torch loops and is the exception)."""
-    trains = [n for n in LABS if "ctx.fit(" in inspect.getsource(get_lab(n))]
+    """ctx.fit and stacked training read epochs, batch_size, schedule, ...: a lab that trains
+    with either uses TrainConfig (boston-housing trains its own NumPy and torch loops)."""
+    trains = [n for n in LABS if any(call in inspect.getsource(get_lab(n))
+                                     for call in ("ctx.fit(", "train_stack("))]
     assert len(trains) >= 8
     for name in trains:
         assert issubclass(get_lab(name).Config, TrainConfig), name
