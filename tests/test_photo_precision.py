@@ -32,15 +32,26 @@ def photos(tmp_path_factory):
 def test_auto_precision_trains_in_the_dtype_the_cpu_check_allows(native, photos, tmp_path,
                                                                   monkeypatch):
     from mllabs import hardware
+    from mllabs.labs import _photos
 
     monkeypatch.setattr(hardware, "native_bf16", lambda: native)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    seen = {True: set(), False: set()}  # conv output dtypes in training / evaluation mode
+    seen = {"train": set(), "test": set(), "other": set()}  # conv output dtypes by phase
+    phase = []
+    predict = _photos.forward  # what the lab's test-set predictions go through
+
+    def test_predictions(*args, **kwargs):
+        phase.append("test")
+        try:
+            return predict(*args, **kwargs)
+        finally:
+            phase.pop()
 
     def hook(module, args, output):
         if isinstance(module, torch.nn.Conv2d):
-            seen[module.training].add(output.dtype)
+            seen["train" if module.training else (phase[-1] if phase else "other")].add(output.dtype)
 
+    monkeypatch.setattr(_photos, "forward", test_predictions)
     handle = torch.nn.modules.module.register_module_forward_hook(hook)
     try:
         assert run_cli("run", "eye-screening", *TINY, "--data-dir", photos,
@@ -48,10 +59,10 @@ def test_auto_precision_trains_in_the_dtype_the_cpu_check_allows(native, photos,
     finally:
         handle.remove()
     dtype, words = (torch.bfloat16, "bfloat16") if native else (torch.float32, "float32")
-    assert seen[True] == {dtype}  # every training step
-    # evaluation: validation and test predictions in that dtype; Grad-CAM and the layer table's
-    # shape trace stay float32 by design, so under bfloat16 both appear
-    assert seen[False] == ({torch.bfloat16, torch.float32} if native else {torch.float32})
+    # every training step and the test predictions; validation passes too, next to float32 ones
+    # by design (Grad-CAM's gradients and the layer table's shape trace)
+    assert seen["train"] == {dtype} and seen["test"] == {dtype}
+    assert dtype in seen["other"]
     (run_dir,) = (tmp_path / "eye-screening").iterdir()
     assert json.loads((run_dir / "config.json").read_text())["precision"] == "auto"
     assert json.loads((run_dir / "env.json").read_text())["cpu"]["native_bf16"] is native
