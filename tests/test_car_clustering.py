@@ -247,3 +247,22 @@ def test_make_names_are_normalised():
     assert [lab.make_of(n) for n in ("vw rabbit", "Nissan gt-r", "toyouta tercel", "maxda rx3",
                                      "porcshce panamera", "vokswagen rabbit", "alfa-romero giulia")] \
         == ["volkswagen", "nissan", "toyota", "mazda", "porsche", "volkswagen", "alfa-romeo"]
+
+
+def test_report_rerenders_to_the_same_pages(finished, tmp_path, capsys):
+    """`mllabs report RUN` rebuilds report.md/html from what the run saved. Nothing in a run's
+    report depends on when it is rendered (wall time, stamps and env.json are saved values), so
+    the pages come back byte for byte; only runs/index.html says when it was generated."""
+    import shutil
+
+    run_dir = finished[0]
+    copy = tmp_path / "runs" / "car-clustering" / run_dir.name
+    shutil.copytree(run_dir, copy)
+    for name in ("report.md", "report.html"):
+        (copy / name).unlink()
+    assert run_cli("report", copy) == 0
+    assert capsys.readouterr().out.strip() == str(copy / "report.html")
+    for name in ("report.md", "report.html"):
+        assert (copy / name).read_bytes() == (run_dir / name).read_bytes(), name
+    index = (tmp_path / "runs" / "index.html").read_text()
+    assert f'href="car-clustering/{run_dir.name}/report.html"' in index and "1 run(s)" in index

@@ -248,6 +248,6 @@ def test_run_all_skips_labs_that_need_the_users_photos(tmp_path, capsys, monkeyp
                                               "eye-screening": "mllabs.labs.eye_screening"})
     assert run_cli("run", "all", "--profile", "quick", "--quiet", "--out", tmp_path / "runs") == 0
     out = capsys.readouterr().out
-    assert "car-clustering: completed" in out
+    assert "[car-clustering 1/1] completed" in out
     assert "eye-screening: skipped (it needs your own data: mllabs run eye-screening --data-dir PATH)" in out
     assert not (tmp_path / "runs" / "eye-screening").exists()

@@ -79,12 +79,17 @@ def row_from_dir(root: Path, run_dir: Path, sweep: str | None = None) -> dict[st
         where = str(run_dir.resolve().relative_to(Path(root).resolve()))
     except ValueError:
         where = str(run_dir.resolve())
+    if sweep is None:  # a sweep's cell has its sweep's id in env.json (runner._open_run)
+        try:
+            sweep = json.loads((run_dir / "env.json").read_text(encoding="utf-8")).get("sweep")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            pass
     return {"id": run_dir.name, "lab": config.get("lab", run_dir.parent.name),
             "status": result.get("status", RUNNING), "seed": config.get("seed"),
             "profile": config.get("profile"), "config": json.dumps(config),
             "metrics": json.dumps(result.get("metrics") or {}), "started": started, "ended": ended,
             "seconds": result.get("seconds"), "run_dir": where,
-            "sweep": sweep if sweep is not None else config.get("sweep")}
+            "sweep": sweep}
 
 
 def record(root: Path, run_dir: Path, sweep: str | None = None) -> None:
@@ -127,7 +132,7 @@ def reindex(root: Path) -> dict[str, int]:
         for rid, row in found.items():
             old = known.get(rid)
             if old is not None and row.get("sweep") is None:
-                row["sweep"] = old.get("sweep")  # a sweep tag lives only in the database
+                row["sweep"] = old.get("sweep")  # runs from before env.json kept the sweep id
             if old == row:
                 counts["unchanged"] += 1
                 continue

@@ -123,7 +123,7 @@ def execute(name: str, *, profile: str | None = None, sets: list[str] | None = N
             return _helper_rank(name, profile, sets, seed, device, data_dir, command, max_seconds)
 
     command = command or f"mllabs run {name} --profile {profile} --seed {cfg.seed}"
-    run = _open_run(out, name, profile, cfg, torch_device, command, resume)
+    run = _open_run(out, name, profile, cfg, torch_device, command, resume, sweep)
     record = (lambda r, quiet=False: _index(r, sweep, quiet)) if index else (lambda r, quiet=False: None)
     record(run)  # the run is findable (as running) from its first second
     if index:
@@ -155,14 +155,16 @@ def execute(name: str, *, profile: str | None = None, sets: list[str] | None = N
 
 
 def _open_run(out: Path, name: str, profile: str, cfg, device: torch.device, command: str,
-              resume: Path | None) -> Run:
+              resume: Path | None, sweep: str | None = None) -> Run:
     """A new run directory with config.json and env.json, or the one being resumed (its env.json
-    gains a line saying when, where and how it was resumed)."""
+    gains a line saying when, where and how it was resumed). A sweep's cell keeps the sweep's id
+    in env.json, so `runs reindex` can tag it again after the database is lost."""
     if resume is None:
         run = Run.create(out, name)
         try:
             run.write_json("config.json", {"lab": name, "profile": profile, **config_to_dict(cfg)})
-            run.write_json("env.json", environment(cfg.seed, str(device), command))
+            run.write_json("env.json", {**environment(cfg.seed, str(device), command),
+                                        **({"sweep": sweep} if sweep else {})})
         except WriteError:
             shutil.rmtree(run.path, ignore_errors=True)  # nothing in it yet worth keeping
             raise
