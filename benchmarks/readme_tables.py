@@ -33,8 +33,8 @@ SHOWS = {
                 "least squares, 5 seeds",
     "mnist-lenet": "LeNet-5 end to end: the data pipeline, per-epoch checkpoints, confusion matrix, mistakes",
     "mnist-cnn": "the handout's shallow CNN: a look at the data, per-epoch decay, stop when train accuracy drops",
-    "mnist-optimizers": "one network, 8 optimizers × 4 learning rates × 3 seeds, the same budget: which "
-                        "optimizer wins",
+    "mnist-optimizers": "one network, 8 optimizers, each rate chosen on validation from a log grid, "
+                        "then 10 fresh seeds at that rate; the same budget for all: which optimizer wins",
     "bike-sharing": "rentals per hour and per day, split by date: the handout's RMSProp linear model "
                     "against least squares, an MLP and boosted trees",
     "car-clustering": "205 cars segmented by K-Means, K-Medoids (FasterPAM) and four linkages; k by "
@@ -98,8 +98,11 @@ def headline(lab: str, run: dict | None) -> str:
         a, b = m[f"{first}.test_accuracy"], m[f"{second}.test_accuracy"]
         spread = max(m[f"{first}.test_accuracy_std"], m[f"{second}.test_accuracy_std"])
         lead = "tie at" if a - b <= spread else "lead at"  # within one seed-to-seed std: a tie
+        earlier = "" if "tuning_runs" in m else (
+            " (measured under the earlier protocol, 4 rates × 3 seeds, chosen and tested on the "
+            "same seeds; the grid-and-fresh-seeds protocol is not yet measured on the default profile)")
         return (f"{OPTIMIZER_NAMES[first]} and {OPTIMIZER_NAMES[second]} {lead} {100 * a:.2f} / "
-                f"{pct(b)} test; full-batch GD {pct(m['gd.test_accuracy'], 1)}; {wall}")
+                f"{pct(b)} test; full-batch GD {pct(m['gd.test_accuracy'], 1)}; {wall}{earlier}")
     if lab == "bike-sharing":
         return (f"linear within {pct(m['hour.linear.mse_ratio_to_ols'] - 1, 1)} of least squares "
                 f"(R² {m['hour.linear.test_r2']:.2f}); trees R² {m['hour.gbm.test_r2']:.3f} hourly; {wall}")
@@ -159,8 +162,10 @@ def mnist_table(record: dict) -> str:
         (f"mnist-cnn: one conv layer, momentum 0.01 × 0.9 per epoch, {cnn['metrics']['epochs_run']} epochs",
          f"{cnn['metrics']['test_accuracy']:.4f}", f"{cnn['wall_seconds']:.1f} s"),
         (f"mnist-optimizers: best of {count} optimizers ({OPTIMIZER_NAMES[best]}, lr {m[f'{best}.best_lr']:g}), "
-         "mean of 3 seeds", f"{m['best_test_accuracy']:.4f} ± {m[f'{best}.test_accuracy_std']:.4f}",
-         f"{opt['wall_seconds']:.0f} s for all 96 runs"),
+         + (f"mean of {m['final_runs'] // count} fresh seeds" if "final_runs" in m
+            else "mean of 3 seeds (the earlier protocol)"),
+         f"{m['best_test_accuracy']:.4f} ± {m[f'{best}.test_accuracy_std']:.4f}",
+         f"{opt['wall_seconds']:.0f} s for all {m.get('tuning_runs', 0) + m.get('final_runs', 96)} runs"),
     ]
     lines = ["| lab | test accuracy | wall time, 2 CPU cores |", "| --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
