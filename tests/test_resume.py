@@ -284,8 +284,8 @@ def test_sigterm_during_a_run_ends_it_interrupted_and_resumable(tmp_path, monkey
 
     real_update = train._Progress.update
 
-    def terminate_after_epoch_1(self, epoch, row):
-        real_update(self, epoch, row)
+    def terminate_after_epoch_1(self, epoch, row, *args, **kwargs):
+        real_update(self, epoch, row, *args, **kwargs)
         if epoch == 1:
             os.kill(os.getpid(), signal.SIGTERM)  # as `kill` or a job scheduler would
 

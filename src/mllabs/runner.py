@@ -127,7 +127,10 @@ def execute(name: str, *, profile: str | None = None, sets: list[str] | None = N
     record = (lambda r, quiet=False: _index(r, sweep, quiet)) if index else (lambda r, quiet=False: None)
     record(run)  # the run is findable (as running) from its first second
     if index:
-        write_index(run.path.parent.parent)  # runs/index.html lists it as running meanwhile
+        # runs/index.html lists it as running meanwhile; the page is a convenience, so a full disk
+        # here is left to the run's own writes, which end it with the one-line error
+        with contextlib.suppress(OSError):
+            write_index(run.path.parent.parent)
     seed_everything(cfg.seed)
     ctx = RunContext(run, Report(run, lab.TITLE, lab.SUMMARY), torch_device, progress,
                      resolve_precision(getattr(cfg, "precision", "fp32"), torch_device),
@@ -289,6 +292,15 @@ def _unwritable(run: Run, exc: WriteError, record, resumed: bool) -> None:
     try:
         run.write_metrics("failed", {"error": str(exc)})
     except OSError:
+        # the figures and pages are drawn again from the run by `mllabs report`: give their room
+        # to metrics.json, which says what happened to the run
+        shutil.rmtree(run.path / "figures", ignore_errors=True)
+        for page in ("report.html", "report.md"):
+            (run.path / page).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            run.write_metrics("failed", {"error": str(exc)})
+            record(run, quiet=True)
+            return
         kept = [p for p in run.path.rglob("*") if p.is_file() and not p.name.endswith(".tmp")
                 and p.name not in ("config.json", "env.json")]
         if not resumed and not kept:
