@@ -93,6 +93,18 @@ def paired_difference(a_errors, b_errors, resamples: int = 5000, seed: int = 0,
             "share_high": ratio_high, "level": level}
 
 
+def mean_interval(values, level: float = 0.95, low: float = 0.0, high: float = 1.0) -> tuple[float, float]:
+    """Student-t interval for the mean of a few runs (seeds), kept inside [low, high]; a single
+    value is its own interval."""
+    from scipy import stats as scipy_stats
+
+    values = np.asarray(values, float)
+    if len(values) < 2:
+        return float(values.mean()), float(values.mean())
+    half = scipy_stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return float(max(low, values.mean() - half)), float(min(high, values.mean() + half))
+
+
 def percent(value: float, digits: int = 2) -> str:
     """A fraction as reports print it: '99.25 %' (one convention everywhere)."""
     return f"{100 * value:.{digits}f} %"

@@ -25,6 +25,7 @@ from mllabs.labs import _mnist
 from mllabs.models.mlp import MLP
 from mllabs.report import figures, mean_std
 from mllabs.stacked import SCHEDULES, Arm, train_stack
+from mllabs.stats import mean_interval
 
 NAME = "mnist-optimizers"
 TITLE = "MNIST: every optimizer side by side"
@@ -172,15 +173,6 @@ def choose_lr(rates, name: str, grid) -> float | None:
     return max(scores, key=scores.get) if scores else None
 
 
-def interval(values, level: float = 0.95) -> tuple[float, float]:
-    """Student-t interval for the mean over seeds, kept inside [0, 1] (accuracies)."""
-    values = np.asarray(values, float)
-    if len(values) < 2:
-        return float(values.mean()), float(values.mean())
-    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(max(0.0, values.mean() - half)), float(min(1.0, values.mean() + half))
-
-
 def epochs_to_target(runs) -> float | None:
     """Median over seeds of the first epoch whose test accuracy reaches TARGET (None: most never do)."""
     firsts = [next((row["epoch"] for row in r.history if row["test_accuracy"] >= TARGET), None)
@@ -201,7 +193,7 @@ def report_results(cfg: Config, rates, grid, best, final, rep) -> tuple[str, dic
             rows.append({"optimizer": NAMES[name], "chosen lr": "all diverged", "defaults": default_text})
             continue
         test = [last(r, "test_accuracy") for r in runs]
-        low, high = interval(test)
+        low, high = mean_interval(test)
         edge = lr in (max(rates[name]), min(rates[name]))
         to_target = epochs_to_target(runs)
         per_epoch = runs[0].seconds / cfg.epochs
