@@ -335,3 +335,6 @@ def shared_y(fig, rows: int = 1) -> None:
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
     return _mnist.predict_digits(run_dir, inputs, NAME)
+
+
+predict_network = _mnist.build_network  # the network predict loads (mllabs export)

@@ -199,3 +199,6 @@ def describe_seeds(cfg: Config, runs: list[dict], best: dict, rep) -> None:
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
     return _mnist.predict_digits(run_dir, inputs, NAME)
+
+
+predict_network = _mnist.build_network  # the network predict loads (mllabs export)

@@ -134,3 +134,6 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
     return _mnist.predict_digits(run_dir, inputs, NAME)
+
+
+predict_network = _mnist.build_network  # the network predict loads (mllabs export)

@@ -240,3 +240,6 @@ def verdict(ranking, cfg, updates: int) -> str:
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
     return _mnist.predict_digits(run_dir, inputs, NAME)
+
+
+predict_network = _mnist.build_network  # the network predict loads (mllabs export)

@@ -308,3 +308,6 @@ def report_layers(model: nn.Module, batch: torch.Tensor, wd: float, rep, ctx) ->
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
     return _mnist.predict_digits(run_dir, inputs, NAME)
+
+
+predict_network = _mnist.build_network  # the network predict loads (mllabs export)
