@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import logging
 import sys
 import warnings
@@ -128,15 +127,15 @@ def need(module: str):
 
 @contextlib.contextmanager
 def _quiet():
-    """torch.onnx prints its progress to stdout and warns about optional packages (torchvision);
-    mllabs keeps stdout for its own result."""
+    """torch.onnx warns about optional packages (torchvision) and deprecations through logging
+    and warnings; the user sees mllabs' own lines only (its progress is off with verbose=False)."""
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export",
                                                "onnxscript")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -249,7 +248,8 @@ def load_onnx(run_dir: Path, spec: dict, name: str = "model") -> OnnxNetwork:
     return OnnxNetwork(session, path)
 
 
-def print_summary(meta: dict, out: Path, stream=sys.stdout) -> None:
+def print_summary(meta: dict, out: Path, stream=None) -> None:
+    stream = stream or sys.stdout
     print(f"{out}  (ONNX opset {meta['opset']}, input {meta['input']['name']} "
           f"{'x'.join(map(str, meta['input']['shape']))}, output "
           f"{'x'.join(map(str, meta['output']['shape']))})", file=stream)
