@@ -199,8 +199,9 @@ class Demo:
         row = self.predict([Path(path)])
         seen = prepare_digit(path)  # what predict fed the network, from the same function and file
         big = np.kron(seen, np.ones((DIGIT_ZOOM, DIGIT_ZOOM), np.uint8))
+        best = row["top"][0]
         note = row.get("warning") or (
-            f"**{row['prediction']}**, probability {row['top'][0]['probability']:.3f}. Right: the "
+            f"**{best['label']}**, probability {best['probability']:.3f}. The picture shows the "
             "28×28 image the network received (the ink cropped, scaled into a 20×20 box and "
             "centred by its centre of mass, as MNIST's digits were).")
         return self.top(row), big, ("⚠ " + note if row.get("warning") else note), self.shown(row)
@@ -221,8 +222,8 @@ class Demo:
         # the heatmap covers the centre crop the network saw; the same crop, larger, for the eye
         picture = overlay(load_image(path, PHOTO_SHOWN), row["grad_cam"])
         first = row["top"][0]
-        note = (f"**{first['label']}**, probability {first['probability']:.3f}. Right: Grad-CAM, "
-                "where in the photo the evidence for that class lies (warm = more).")
+        note = (f"**{first['label']}**, probability {first['probability']:.3f}. The picture: "
+                "Grad-CAM, where in the photo the evidence for that class lies (warm = more).")
         if row.get("warning"):
             note = "⚠ " + row["warning"]
         return self.top(row), picture, note, self.shown(row)
@@ -299,7 +300,7 @@ def _digits_page(gr, demo: Demo) -> None:
         with gr.Column():
             with gr.Tab("Draw"):
                 pad = gr.Sketchpad(type="filepath", format="png", image_mode="RGB",
-                                   canvas_size=(280, 280), layers=False, label="draw a digit",
+                                   canvas_size=(280, 280), layers=False, label="draw a digit (pick the brush on the left first)",
                                    brush=gr.Brush(default_size=18, colors=["#000000"],
                                                   color_mode="fixed"))
                 draw_go = gr.Button("Classify the drawing", variant="primary")
