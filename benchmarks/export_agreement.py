@@ -44,7 +44,8 @@ def mnist_inputs(spec: dict):
     from mllabs.data import mnist
 
     data = mnist.load()
-    return mnist.normalise(data.test_x, spec["pad_to"]), None, f"the MNIST test set, {len(data.test_y):,} digits"
+    what = f"the MNIST test set, {len(data.test_y):,} digits"
+    return mnist.normalise(data.test_x, spec["pad_to"]), None, what
 
 
 def flowers_inputs(run_dir: Path, lab, spec: dict):

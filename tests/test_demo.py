@@ -151,7 +151,8 @@ def command(tmp_path_factory):
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         line = proc.stdout.readline()  # blocks until the server is up (or the command failed)
-        assert " at http://127.0.0.1:" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        failed = proc.stderr.read() if proc.poll() is not None else ""
+        assert " at http://127.0.0.1:" in line, (line, failed)
         yield proc, line.rsplit(" at ", 1)[1].strip()
     finally:
         if proc.poll() is None:

@@ -300,7 +300,8 @@ def _digits_page(gr, demo: Demo) -> None:
         with gr.Column():
             with gr.Tab("Draw"):
                 pad = gr.Sketchpad(type="filepath", format="png", image_mode="RGB",
-                                   canvas_size=(280, 280), layers=False, label="draw a digit (pick the brush on the left first)",
+                                   canvas_size=(280, 280), layers=False,
+                                   label="draw a digit (pick the brush on the left first)",
                                    brush=gr.Brush(default_size=18, colors=["#000000"],
                                                   color_mode="fixed"))
                 draw_go = gr.Button("Classify the drawing", variant="primary")

@@ -64,7 +64,8 @@ class Lab(Protocol):
         """{"input", "prediction"[, "top", ...]} per input file, from a finished run."""
 
 
-OPTIONAL = {"networks": 1, "predict_values": 2, "predict_network": 1}  # optional functions and how many arguments
+# optional functions and how many arguments
+OPTIONAL = {"networks": 1, "predict_values": 2, "predict_network": 1}
 
 
 def get_lab(name: str) -> ModuleType:
