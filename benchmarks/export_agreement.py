@@ -8,7 +8,7 @@ prepared exactly as predict prepares them (MNIST: the test set normalised and pa
 predict.json says; flowers: every test photo of the run's own split, decoded from its file by
 predict's `load_image` and normalised by its PhotoBatches), then fed to both networks through
 `train.predict`, the forward pass predict uses. Latency: one input at a time, the median of
-`--calls` calls after 20 warm-up calls, each runtime with the same thread count.
+`--calls` calls after 20 warm-up calls, each runtime with the same thread count (`--threads`).
 """
 
 from __future__ import annotations
@@ -89,8 +89,11 @@ def main(argv=None) -> int:
     parser.add_argument("--mnist", type=Path, help="a finished mnist-lenet (or other MNIST lab) run")
     parser.add_argument("--flowers", type=Path, help="a finished flowers run")
     parser.add_argument("--calls", type=int, default=500, help="single-input calls per runtime")
+    parser.add_argument("--threads", type=int, help="threads for both runtimes (default: torch's)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)  # onnxruntime's session takes the same count
     results = []
     for run_dir, kind in ((args.mnist, "mnist"), (args.flowers, "flowers")):
         if run_dir is None:
