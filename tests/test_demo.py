@@ -7,14 +7,15 @@ refused in one line before any server starts."""
 
 from __future__ import annotations
 
+import _thread
 import base64
 import csv
 import json
 import os
 import shutil
-import signal
-import subprocess
+import socket
 import sys
+import threading
 import time
 import urllib.request
 
@@ -141,27 +142,8 @@ def test_form_equals_predict_on_the_same_row(lab, served, tmp_path, capsys):
 
 # ---------------------------------------------------------------------------- the command
 
-@pytest.fixture(scope="module")
-def command(tmp_path_factory):
-    """`mllabs demo RUN` as a user starts it: (process, the address it printed)."""
-    need("gradio")
-    run_dir = tiny_run("mnist-lenet", tmp_path_factory)
-    proc = subprocess.Popen([sys.executable, "-m", "mllabs", "demo", str(run_dir)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        line = proc.stdout.readline()  # blocks until the server is up (or the command failed)
-        failed = proc.stderr.read() if proc.poll() is not None else ""
-        assert " at http://127.0.0.1:" in line, (line, failed)
-        yield proc, line.rsplit(" at ", 1)[1].strip()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 @pytest.mark.browser
-def test_page_renders_in_chromium(command, tmp_path):
+def test_page_renders_in_chromium(served, tmp_path):
     # the DevTools client of the report test, driven here a step further: wait for the page's
     # script to draw it, then take a screenshot
     from test_report_browser import Browser, WebSocket, _errors, _Session
@@ -171,7 +153,7 @@ def test_page_renders_in_chromium(command, tmp_path):
         if os.environ.get("CI") == "true":
             pytest.fail("chromium is not installed (CI=true installs it: scripts/test)")
         pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    _, url = command
+    url = served("mnist-lenet")[2].src  # the in-process demo the client tests talk to
     browser = Browser(binary)
     try:
         target = browser._http("PUT", "/json/new?about:blank")
@@ -204,14 +186,40 @@ def test_page_renders_in_chromium(command, tmp_path):
 
 
 
-def test_command_serves_loopback_and_stops_on_ctrl_c(command):
-    proc, url = command
-    with urllib.request.urlopen(url, timeout=30) as response:
-        assert response.status == 200 and b"gradio" in response.read().lower()
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert "stopped" in out
+def test_command_serves_loopback_and_stops_on_ctrl_c(tmp_path_factory, capsys):
+    """`mllabs demo RUN` as a user runs it, in this process: it prints its 127.0.0.1 address,
+    serves the page, and Ctrl-C (KeyboardInterrupt in the main thread, as the terminal sends
+    it) stops it cleanly with exit status 0."""
+    need("gradio")
+    run_dir = tiny_run("mnist-lenet", tmp_path_factory)
+    with socket.socket() as s:  # a free port for --port, so the page can be fetched meanwhile
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    seen = {}
+
+    def printed() -> str:  # what the command has printed so far (capsys' buffer, unread)
+        return sys.stdout.getvalue() if hasattr(sys.stdout, "getvalue") else ""
+
+    def visit():
+        try:
+            for _ in range(1200):  # up to two minutes for the server to come up
+                if "stop it with Ctrl-C" in printed():
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:
+                        seen["status"], seen["page"] = r.status, r.read().lower()
+                    break
+                time.sleep(0.1)
+        finally:
+            _thread.interrupt_main()  # Ctrl-C
+
+    visitor = threading.Thread(target=visit)
+    visitor.start()
+    assert run_cli("demo", run_dir, "--port", port) == 0
+    visitor.join()
+    out = capsys.readouterr().out
+    assert seen.get("status") == 200 and b"gradio" in seen["page"]
+    assert f"at http://127.0.0.1:{port}/" in out and out.rstrip().endswith("mllabs demo stopped")
+    with pytest.raises(ConnectionRefusedError):  # the server is gone
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
 
 def test_missing_or_unfinished_run_or_gradio_refused_in_one_line(tmp_path, capsys, monkeypatch):

@@ -379,12 +379,12 @@ def serve(run_dir: Path, host: str = "127.0.0.1", port: int | None = None,
           share: bool = False) -> int:
     """`mllabs demo`: build, serve, print the address, wait for Ctrl-C, stop cleanly."""
     app = build(run_dir)
-    local, public = launch(app, host, port, share)
-    print(f"mllabs demo of {run_dir} ({app.mllabs_demo.lab.NAME}) at {local}", flush=True)
-    if public:
-        print(f"shared publicly at {public} (anyone with the address can use it)", flush=True)
-    print("stop it with Ctrl-C", flush=True)
-    try:
+    try:  # Ctrl-C at any moment from here on stops the server and cleans up
+        local, public = launch(app, host, port, share)
+        print(f"mllabs demo of {run_dir} ({app.mllabs_demo.lab.NAME}) at {local}", flush=True)
+        if public:
+            print(f"shared publicly at {public} (anyone with the address can use it)", flush=True)
+        print("stop it with Ctrl-C", flush=True)
         while True:
             time.sleep(0.5)
     except KeyboardInterrupt:
