@@ -6,6 +6,10 @@ preprocessing, classes) and each network's weights as `checkpoints/<name>.pt` (u
 `model.pt`). `predict` reads them back with `load_spec` and `load_model`, which turn a missing,
 damaged or foreign file into one line naming it and what to do; a lab's `predict` keeps only its
 input handling.
+
+`runtime("onnx")` makes `load_model` hand back the network exported by `mllabs export`
+(onnxruntime) in place of the PyTorch one, so a lab's `predict` runs unchanged, its
+preprocessing included, under either runtime.
 """
 
 from __future__ import annotations
@@ -132,11 +136,33 @@ def user_network(module: nn.Module) -> Iterator[None]:
         _USER_NETWORK.reset(token)
 
 
+RUNTIMES = ("torch", "onnx")
+_RUNTIME: contextvars.ContextVar[str] = contextvars.ContextVar("mllabs_runtime", default="torch")
+
+
+@contextlib.contextmanager
+def runtime(name: str) -> Iterator[None]:
+    """Within the block, `load_model` serves the network from `name`'s runtime: "torch" (the
+    checkpoint) or "onnx" (the run's exported model.onnx through onnxruntime)."""
+    if name not in RUNTIMES:
+        raise UserError(f"unknown runtime {name!r}; choose one of {', '.join(RUNTIMES)}")
+    token = _RUNTIME.set(name)
+    try:
+        yield
+    finally:
+        _RUNTIME.reset(token)
+
+
 def load_model(run_dir: Path, spec: dict, build: Callable[[dict], nn.Module],
                name: str = "model") -> nn.Module:
     """checkpoints/<name>.pt loaded into `build(spec)`, in eval mode. The checkpoint is read
     first (a damaged one is named as such), then the network is built (a spec without what it
-    needs is named) and the weights must fit it (the first mismatch is named)."""
+    needs is named) and the weights must fit it (the first mismatch is named). Under
+    `runtime("onnx")` the exported network stands in for it (mllabs.export.load_onnx)."""
+    if _RUNTIME.get() == "onnx":
+        from mllabs.export import load_onnx
+
+        return load_onnx(run_dir, spec, name)
     path = Path(run_dir) / "checkpoints" / f"{name}.pt"
     state = load_checkpoint(path)
     mine = _USER_NETWORK.get()
@@ -158,3 +184,9 @@ def top_k(inputs: Sequence, probs: np.ndarray, classes: Sequence[str], k: int) -
         rows.append({"input": str(name), "prediction": classes[order[0]],
                      "top": [{"label": classes[j], "probability": round(float(p[j]), 4)} for j in order]})
     return rows
+
+
+def ranges(frame, columns: Sequence[str]) -> dict[str, list[float]]:
+    """Each column's smallest and largest training value, saved in predict.json so that a form
+    (`mllabs demo`) can show what the model has seen."""
+    return {c: [float(frame[c].min()), float(frame[c].max())] for c in columns}

@@ -35,6 +35,8 @@ EPILOG = """examples:
   mllabs sweep mnist-lenet --grid optimizer=sgd,adam --grid lr=0.1,0.01 --seeds 3 --jobs 2
   mllabs compare runs/mnist-lenet/<run1> runs/mnist-lenet/<run2>
   mllabs run mnist-lenet --nproc 2                # data-parallel through torchrun
+  mllabs demo runs/mnist-lenet/<run>              # draw a digit in the browser (mllabs[demo])
+  mllabs export runs/mnist-lenet/<run>            # the network as ONNX (mllabs[onnx])
 """
 
 
@@ -98,6 +100,41 @@ def build_parser() -> argparse.ArgumentParser:
                            "of features (boston-housing)")
     pred.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
     pred.add_argument("--output", type=Path, help="also write the predictions to this CSV file")
+    pred.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                      help="run the network in PyTorch or, after `mllabs export RUN_DIR`, in "
+                           "onnxruntime (pip install 'mllabs[onnx]'); the preprocessing is the "
+                           "same (default: torch)")
+
+    demo = sub.add_parser(
+        "demo", help="try a finished run in the browser (a local Gradio page)",
+        description="Serve a page for a finished run: draw or upload a digit (MNIST labs), upload "
+                    "a photo (flowers, eye-screening: top classes and Grad-CAM), or fill in a form "
+                    "(the tabular labs). Every answer is what `mllabs predict` gives. Needs the "
+                    "extra: pip install 'mllabs[demo]'.",
+        epilog="example:\n  mllabs demo runs/mnist-lenet/<run> --port 7860",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo.add_argument("run_dir", type=Path, help="a run directory made by `mllabs run`")
+    demo.add_argument("--host", default="127.0.0.1",
+                      help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 "
+                           "opens it to your network)")
+    demo.add_argument("--port", type=int, help="port (default: the first free one from 7860)")
+    demo.add_argument("--share", action="store_true",
+                      help="also publish it through a public gradio.live address (off unless given)")
+
+    exp = sub.add_parser(
+        "export", help="a finished run's network as ONNX, with its preprocessing as JSON",
+        description="Export the network `mllabs predict` uses as ONNX (opset 20, free batch size) "
+                    "and write the preprocessing it needs as JSON beside it; `mllabs predict "
+                    "RUN_DIR ... --runtime onnx` then runs it in onnxruntime. Needs the extra: "
+                    "pip install 'mllabs[onnx]'.",
+        epilog="examples:\n  mllabs export runs/mnist-lenet/<run>\n"
+               "  mllabs export runs/flowers/<run> --out flowers.onnx",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    exp.add_argument("run_dir", type=Path, help="a run directory made by `mllabs run`")
+    exp.add_argument("--format", choices=("onnx",), default="onnx", help="(default: onnx)")
+    exp.add_argument("--out", type=Path, metavar="FILE",
+                     help="where to write the .onnx (default: RUN_DIR/export/model.onnx, where "
+                          "predict --runtime onnx looks); the .json goes beside it")
 
     rep = sub.add_parser("report", help="re-render a run's report.md and report.html")
     rep.add_argument("run_dir", type=Path)
@@ -380,23 +417,39 @@ def print_ending(result: dict, position: tuple[int, int] | None) -> None:
               f"{result['run_dir']}", flush=True)
 
 
-def cmd_predict(args, argv) -> int:
+def finished_run(run_dir: Path):
+    """The lab module of a completed run; a missing, unfinished or damaged run is refused in one
+    line (predict, demo and export all start here)."""
     from mllabs.labs import get_lab
     from mllabs.files import read_json
 
-    config = read_json(args.run_dir / "config.json")
-    metrics = read_json(args.run_dir / "metrics.json")
+    config = read_json(run_dir / "config.json")
+    metrics = read_json(run_dir / "metrics.json")
     if not isinstance(config, dict) or not isinstance(metrics, dict):
-        raise UserError(f"{args.run_dir}: config.json or metrics.json is damaged (not a JSON object); "
+        raise UserError(f"{run_dir}: config.json or metrics.json is damaged (not a JSON object); "
                         "re-run the lab")
-    lab = get_lab(config.get("lab", args.run_dir.parent.name))
+    lab = get_lab(config.get("lab", run_dir.parent.name))
     status = metrics.get("status")
     if status is None:
-        raise UserError(f"{args.run_dir}/metrics.json has no status: the run was cut off or the file "
+        raise UserError(f"{run_dir}/metrics.json has no status: the run was cut off or the file "
                         "damaged; use a completed run (see `mllabs runs list`)")
     if status != "completed":
-        raise UserError(f"{args.run_dir} ended {status}, so it has no model to predict with; "
+        raise UserError(f"{run_dir} ended {status}, so it has no model to predict with; "
                         "use a completed run (see runs/index.html)")
+    return lab
+
+
+def cmd_predict(args, argv) -> int:
+    from mllabs import checkpoints
+
+    lab = finished_run(args.run_dir)
+    if args.runtime == "onnx":
+        from mllabs import export
+
+        reason = export.refusal(lab, checkpoints.load_spec(args.run_dir, lab.NAME))
+        if reason:
+            raise UserError(reason.replace("to export", "for --runtime onnx"))
+        export.need("onnxruntime")
     if args.output is not None:
         if args.output.is_dir():
             raise UserError(f"--output {args.output} is a folder; give a file name, e.g. "
@@ -409,7 +462,8 @@ def cmd_predict(args, argv) -> int:
             raise UserError(f"{lab.NAME} predicts from files, not from --values; pass INPUT files")
         if args.inputs:
             raise UserError("give either INPUT files or --values, not both")
-        results = lab.predict_values(args.run_dir, args.values)
+        with checkpoints.runtime(args.runtime):
+            results = lab.predict_values(args.run_dir, args.values)
     else:
         if not args.inputs:
             raise UserError("nothing to predict: pass INPUT files"
@@ -417,7 +471,8 @@ def cmd_predict(args, argv) -> int:
         for path in args.inputs:
             if not path.is_file():
                 raise UserError(f"{path} does not exist or is not a file")
-        results = lab.predict(args.run_dir, args.inputs)
+        with checkpoints.runtime(args.runtime):
+            results = lab.predict(args.run_dir, args.inputs)
     if args.output:
         write_predictions_csv(args.output, results)
     if args.json:
@@ -430,6 +485,26 @@ def cmd_predict(args, argv) -> int:
             print(f"{r['input']}\t{r['prediction']}{extra}")
         if args.output:
             print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args, argv) -> int:
+    from mllabs import demo
+
+    finished_run(args.run_dir)  # predict's one-line refusal before gradio is even imported
+    demo.import_gradio()
+    if args.port is not None and not 0 < args.port < 65536:
+        raise UserError(f"--port {args.port} is not a port number (1-65535)")
+    return demo.serve(args.run_dir, args.host, args.port, args.share)
+
+
+def cmd_export(args, argv) -> int:
+    from mllabs import export
+
+    lab = finished_run(args.run_dir)
+    out = args.out if args.out is not None else export.default_path(args.run_dir)
+    meta = export.export_onnx(args.run_dir, lab, out)
+    export.print_summary(meta, out)
     return 0
 
 
@@ -751,7 +826,8 @@ def cmd_compare(args, argv) -> int:
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "predict": cmd_predict, "report": cmd_report,
             "config": cmd_config, "data": cmd_data, "summary": cmd_summary, "ops": cmd_ops,
-            "runs": cmd_runs, "sweep": cmd_sweep, "compare": cmd_compare}
+            "runs": cmd_runs, "sweep": cmd_sweep, "compare": cmd_compare, "demo": cmd_demo,
+            "export": cmd_export}
 
 if __name__ == "__main__":
     raise SystemExit(main())

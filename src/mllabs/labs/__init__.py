@@ -38,6 +38,8 @@ class Lab(Protocol):
                           sample; a lab that defines it gets their layer tables in every report
                           and `mllabs summary`
       predict_values(run_dir, text) -> list[dict]     one typed row (`mllabs predict --values`)
+      predict_network(spec) -> nn.Module   the empty PyTorch network predict.json describes, which
+                          predict fills from checkpoints/model.pt; `mllabs export` exports it
       USER_DATA = True    the lab runs on the user's own data; `mllabs run all` skips it
       UNUSED_KEYS = {key: why}   config keys the lab inherits (TrainConfig) but its run never
                           reads, because it sets them itself (mnist-optimizers tries every
@@ -77,7 +79,8 @@ class Lab(Protocol):
         """{"input", "prediction"[, "top", ...]} per input file, from a finished run."""
 
 
-OPTIONAL = {"networks": 1, "predict_values": 2, "headline": 1, "example_input": 2}  # optional functions and how many arguments
+# optional functions and how many arguments
+OPTIONAL = {"networks": 1, "predict_values": 2, "predict_network": 1, "headline": 1, "example_input": 2}
 
 
 def get_lab(name: str) -> ModuleType:

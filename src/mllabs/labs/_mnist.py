@@ -76,10 +76,14 @@ def save_classifier(run_dir: Path, lab: str, model: nn.Module, architecture: str
                                  {"model": model.state_dict()})
 
 
+def build_network(spec: dict) -> nn.Module:
+    """The empty network predict.json names: every MNIST lab's `predict_network`."""
+    return ARCHITECTURES[spec["architecture"]](**spec["options"])
+
+
 def predict_digits(run_dir: Path, inputs: list[Path], lab: str, top: int = 3) -> list[dict]:
     spec = checkpoints.load_spec(run_dir, lab)
-    model = checkpoints.load_model(run_dir, spec,
-                                   lambda s: ARCHITECTURES[s["architecture"]](**s["options"]))
+    model = checkpoints.load_model(run_dir, spec, build_network)
     digits = np.stack([prepare_digit(p) for p in inputs])  # every file checked before any output
     probs = torch.softmax(forward(model, mnist.normalise(digits, spec["pad_to"])), 1).numpy()
     results = checkpoints.top_k(inputs, probs, spec["classes"], top)

@@ -393,9 +393,10 @@ def example_photo(photos: Photos, run_dir: Path) -> list[str]:
 
 
 def predict_photos(run_dir: Path, inputs: list[Path], lab: str, build: Callable[[dict], nn.Module],
-                   top: int = 3) -> list[dict]:
+                   top: int = 3, explain: bool = False) -> list[dict]:
     """The `top` classes of each photo with their probabilities; `build(spec)` makes the empty
-    network named in predict.json."""
+    network named in predict.json. explain: each result also holds "grad_cam", the heatmap
+    (image_size², 0..1) of the predicted class over the centre crop the network saw."""
     spec = checkpoints.load_spec(run_dir, lab)
     model = checkpoints.load_model(run_dir, spec, build)
     size = spec["image_size"]
@@ -410,6 +411,10 @@ def predict_photos(run_dir: Path, inputs: list[Path], lab: str, build: Callable[
         if photo.reshape(-1, 3).astype(np.float32).std(0).max() < FLAT:
             result["warning"] = ("the photo is one flat colour, with nothing in it to recognise, "
                                  "so this prediction means nothing")
+    if explain:
+        heats = grad_cam(model, cam_layer(model), batches(torch.from_numpy(photos), False))
+        for result, heat in zip(results, heats):
+            result["grad_cam"] = heat
     return results
 
 

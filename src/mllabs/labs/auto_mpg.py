@@ -474,7 +474,8 @@ def save_for_predict(run_dir: Path, model: nn.Module, cfg: Config, p: Prepared, 
     checkpoints.save_for_predict(run_dir, NAME, {
         "features": FEATURES, "numeric": NUMERIC, "mean": p.mean.tolist(), "std": p.std.tolist(),
         "origins": ORIGINS, "hidden": list(cfg.hidden), "activation": cfg.activation,
-        "dropout": cfg.dropout, "target": dataclasses.asdict(target), "seed": seed},
+        "dropout": cfg.dropout, "target": dataclasses.asdict(target), "seed": seed,
+        "ranges": checkpoints.ranges(p.encoded.iloc[np.concatenate([p.train_idx, p.val_idx])], NUMERIC)},
         {"model": model.state_dict()})
 
 
@@ -488,10 +489,14 @@ def parse_origin(value, path, row: int) -> str:
     return names[text]
 
 
+def predict_network(spec: dict) -> nn.Module:
+    """The empty network predict.json describes (also what `mllabs export` exports)."""
+    return build_model(spec["hidden"], spec["activation"], spec["dropout"])
+
+
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
     prep = checkpoints.load_spec(run_dir, NAME)
-    model = checkpoints.load_model(
-        run_dir, prep, lambda s: build_model(s["hidden"], s["activation"], s["dropout"]))
+    model = checkpoints.load_model(run_dir, prep, predict_network)
     with checkpoints.reading(run_dir, NAME):
         target, mean, std = Target(**prep["target"]), np.array(prep["mean"]), np.array(prep["std"])
         _ = prep["numeric"], prep["features"]  # present, or the file is damaged

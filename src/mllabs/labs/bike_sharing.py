@@ -474,7 +474,8 @@ def save_for_predict(run_dir: Path, cfg: Config, tables, results) -> None:
     saved, weights = {"model": model, "tables": {}}, {}
     for name, t in tables.items():
         r = results[name]
-        saved["tables"][name] = {"encoding": t.encoding, "target": r["target"]}
+        saved["tables"][name] = {"encoding": t.encoding, "target": r["target"],
+                                 "ranges": checkpoints.ranges(t.raw[t.train], NUMERIC)}
         path = run_dir / "checkpoints" / f"{name}_{model}"
         if model in ("linear", "mlp"):
             weights[path.name] = r["models"][model].state_dict()

@@ -524,7 +524,8 @@ def save_for_predict(run_dir: Path, linear: Linear, quadratic: Quadratic, p: Pre
             "params": {k: v.tolist() for k, v in model.params.items()}})
     checkpoints.save_for_predict(run_dir, NAME, {
         "features": FEATURES, "target": f"{TARGET} ($1000s)", "mean": p.mean.tolist(),
-        "scale": p.scale.tolist(), "normalise": "(x - mean) / scale, scale = max - min of training"})
+        "scale": p.scale.tolist(), "normalise": "(x - mean) / scale, scale = max - min of training",
+        "ranges": checkpoints.ranges(p.raw.iloc[p.train_idx], FEATURES)})
 
 
 def load_linear(run_dir: Path) -> tuple[Linear, np.ndarray, np.ndarray]:

@@ -653,7 +653,8 @@ def save_model(run_dir: Path, p: Prepared, k: int, centroids: np.ndarray, profil
     """The K-Means centres and the standardisation, all in predict.json (no weights file)."""
     checkpoints.save_for_predict(run_dir, NAME, {
         "k": k, "features": p.features, "mean": p.mean.tolist(), "std": p.std.tolist(),
-        "centroids": centroids.tolist(), "profiles": profiles})
+        "centroids": centroids.tolist(), "profiles": profiles,
+        "ranges": checkpoints.ranges(p.table, p.features)})
 
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:

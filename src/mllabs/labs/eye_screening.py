@@ -346,15 +346,18 @@ def describe_screening(screening: dict, n_test: int, positive: str, negative: st
 
 # ---------------------------------------------------------------------------- predict
 
-def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
-    """The class of each photo with its probability (and the other class's)."""
-    def make(spec: dict) -> nn.Module:
-        if spec["architecture"] == "lenet":
-            return LeNet5(spec.get("lenet_activation", "relu"), len(spec["classes"]), in_channels=3,
-                          image_size=spec["image_size"])
-        return build(spec["architecture"], len(spec["classes"]))
+def predict_network(spec: dict) -> nn.Module:
+    """The empty network predict.json names (also what `mllabs export` exports)."""
+    if spec["architecture"] == "lenet":
+        return LeNet5(spec.get("lenet_activation", "relu"), len(spec["classes"]), in_channels=3,
+                      image_size=spec["image_size"])
+    return build(spec["architecture"], len(spec["classes"]))
 
-    return _photos.predict_photos(run_dir, inputs, NAME, make, top=2)
+
+def predict(run_dir: Path, inputs: list[Path], explain: bool = False) -> list[dict]:
+    """The class of each photo with its probability (and the other class's); explain: each
+    photo's Grad-CAM heatmap too, for `mllabs demo`."""
+    return _photos.predict_photos(run_dir, inputs, NAME, predict_network, top=2, explain=explain)
 
 
 # ---------------------------------------------------------------------------- the report's ends

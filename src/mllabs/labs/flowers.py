@@ -273,11 +273,15 @@ def pretraining_text(trained: dict) -> str:
 
 # ---------------------------------------------------------------------------- predict
 
-def predict(run_dir: Path, inputs: list[Path], top: int = 3) -> list[dict]:
-    """The top 3 species of each photo, by the network with the best validation accuracy."""
-    return _photos.predict_photos(run_dir, inputs, NAME,
-                                  lambda spec: network(spec["architecture"], Config(),
-                                                       len(spec["classes"])), top)
+def predict_network(spec: dict) -> nn.Module:
+    """The empty network predict.json names (also what `mllabs export` exports)."""
+    return network(spec["architecture"], Config(), len(spec["classes"]))
+
+
+def predict(run_dir: Path, inputs: list[Path], top: int = 3, explain: bool = False) -> list[dict]:
+    """The top 3 species of each photo, by the network with the best validation accuracy
+    (explain: each photo's Grad-CAM heatmap too, for `mllabs demo`)."""
+    return _photos.predict_photos(run_dir, inputs, NAME, predict_network, top, explain)
 
 
 # ---------------------------------------------------------------------------- the report's ends

@@ -176,3 +176,6 @@ def look_at_the_data(data: mnist.Mnist, rep, seed: int) -> None:
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
     return _mnist.predict_digits(run_dir, inputs, NAME)
+
+
+predict_network = _mnist.build_network  # the network predict loads (mllabs export)

@@ -185,3 +185,6 @@ def curves_conclusion(history: list[dict], kept: int, has_val: bool) -> str:
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
     return _mnist.predict_digits(run_dir, inputs, NAME)
+
+
+predict_network = _mnist.build_network  # the network predict loads (mllabs export)

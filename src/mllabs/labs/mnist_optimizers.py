@@ -344,6 +344,9 @@ def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
     return _mnist.predict_digits(run_dir, inputs, NAME)
 
 
+predict_network = _mnist.build_network  # the network predict loads (mllabs export)
+
+
 # ---------------------------------------------------------------------------- the report's ends
 
 HEADLINE = "best_test_accuracy"
