@@ -341,7 +341,22 @@ def describe_screening(screening: dict, n_test: int, positive: str, negative: st
         rep.figure(figures.curves({f"sensitivity against 1 − specificity ({positive} positive)": curves},
                                   xlabel="false positive rate (1 − specificity)"), "roc",
                    "ROC curve of every model on the test photos: each point is one threshold on "
-                   f"p({positive}); the diagonal is guessing")
+                   f"p({positive}); the diagonal is guessing",
+                   conclusion=roc_text({n: screening[n] for n in scored}, positive))
+
+
+def roc_text(scored: dict, positive: str, fpr_at: float = 0.1) -> str:
+    """The curves read at one place a screening cares about: the share of positive eyes found
+    while flagging at most `fpr_at` of the negative ones (the best threshold for that)."""
+    ranked = sorted(scored, key=lambda n: scored[n]["roc_auc"], reverse=True)
+    parts = []
+    for n in ranked:
+        fpr, tpr = (np.asarray(v, float) for v in scored[n]["roc"])
+        found = float(tpr[fpr <= fpr_at].max(initial=0.0))
+        parts.append(f"{n} (AUC {scored[n]['roc_auc']:.3f}) finds {100 * found:.0f} %")
+    return (f"Flagging at most {100 * fpr_at:.0f} % of the other eyes, the best threshold finds this "
+            f"share of the {positive} test eyes: " + "; ".join(parts)
+            + f" (guessing, the diagonal: {100 * fpr_at:.0f} %).")
 
 
 # ---------------------------------------------------------------------------- predict
