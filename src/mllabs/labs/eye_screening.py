@@ -378,6 +378,11 @@ def predict(run_dir: Path, inputs: list[Path], explain: bool = False) -> list[di
 # ---------------------------------------------------------------------------- the report's ends
 
 KEY_FIGURE = "roc"
+# LeNet-5's names as in mnist-lenet (C convolution, S subsampling, F fully connected), except that
+# the 120-unit layer is F5 here: on photos larger than 32 px it reads whole S4 maps bigger than
+# 5×5, a dense layer rather than the paper's 5×5 convolution C5
+LAYER_NAMES = {"lenet": {"features.0": "C1", "features.2": "S2", "features.3": "C3", "features.5": "S4",
+                         "classifier.1": "F5", "classifier.3": "F6", "classifier.5": "output"}}
 TRY_NEXT = [
     ("--set epochs=20", "longer training on your photos"),
 ]

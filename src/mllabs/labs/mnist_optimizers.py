@@ -91,6 +91,10 @@ def networks(cfg: Config) -> dict:
     return {"MLP": (MLP(784, cfg.hidden, 10), (1, 28, 28))}
 
 
+def layer_names(cfg: Config) -> dict:
+    return {"MLP": MLP(784, cfg.hidden, 10).layer_names()}
+
+
 def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
     data = mnist.load(data_dir)
     _mnist.check_sizes(cfg, data)
