@@ -81,7 +81,8 @@ class Lab(Protocol):
 
 
 # optional functions and how many arguments
-OPTIONAL = {"networks": 1, "predict_values": 2, "predict_network": 1, "headline": 1, "example_input": 2}
+OPTIONAL = {"networks": 1, "predict_values": 2, "predict_network": 1, "headline": 1, "example_input": 2,
+            "layer_names": 1}
 
 
 def get_lab(name: str) -> ModuleType:
