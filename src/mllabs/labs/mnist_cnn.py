@@ -167,7 +167,7 @@ def look_at_the_data(data: mnist.Mnist, rep, seed: int) -> None:
                 "training images per digit, so plain accuracy is a fair score.")
     rep.figure(figures.bars(mnist.CLASSES, counts, "training images"), "label_distribution",
                "How many training images each digit has",
-               conclusion=f"The rarest digit ({counts.argmin()}) has {counts.min() / counts.max():.0%} "
+               conclusion=f"The rarest digit ({counts.argmin()}) has {100 * counts.min() / counts.max():.0f} % "
                           f"as many images as the most common ({counts.argmax()}): close enough to "
                           "balanced that accuracy needs no weighting.")
     shown = np.random.default_rng(seed).choice(len(data.train_y), 30, replace=False)
@@ -182,9 +182,10 @@ def digits_text(images: np.ndarray, labels: np.ndarray) -> str:
     counts = np.bincount(labels, minlength=10)
     ink = (images.reshape(len(images), -1) > 127).mean(1)
     return (f"{int((counts > 0).sum())} of the 10 digits appear among these {len(labels)} "
-            f"(most often {counts.argmax()}, {counts.max()} times); ink covers "
-            f"{100 * ink.min():.0f} % to {100 * ink.max():.0f} % of the 28×28 pixels: the same "
-            "size and centre, but strokes of very different weight.")
+            f"(most often {counts.argmax()}, {counts.max()} times); ink covers from "
+            f"{100 * ink.min():.0f} % of the 28×28 pixels (a {labels[ink.argmin()]}) to "
+            f"{100 * ink.max():.0f} % (a {labels[ink.argmax()]}): the digits are scaled to the same "
+            "box, but shapes and stroke weights differ.")
 
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:
