@@ -56,6 +56,8 @@ def test_grad_cam_conclusion_tells_centre_from_edge():
     assert "cnn 1 of 2 right, centre share 100 % on those, 100 % on the wrong ones" in text
     assert "resnet18 2 of 2 right, centre share 0 % on those" in text
     assert "resnet18 2 of 2 right, centre share 0 % on those, " not in text  # no wrong ones
+    flat = _photos.attention_text({"resnet18": np.full((2, side, side), 0.7)}, {"resnet18": [True, False]})
+    assert "heat flat over the whole photo" in flat and "centre share" not in flat
 
 
 def test_training_photo_and_augmentation_conclusions_count_what_is_shown():

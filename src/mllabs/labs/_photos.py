@@ -400,6 +400,10 @@ def attention_text(heats: dict[str, np.ndarray], right: dict[str, list[bool]]) -
     for n, heat in heats.items():
         share, ok = centre_share(heat), np.asarray(right[n], bool)
         part = f"{n} {ok.sum()} of {len(ok)} right"
+        if np.ptp(heat) < 1e-3:  # a 1×1 last feature map upsamples to a constant: nothing to localise
+            parts.append(part + ", its heat flat over the whole photo (the last feature maps are "
+                         "too small at this image size to say where it looks)")
+            continue
         if ok.any():
             part += f", centre share {100 * share[ok].mean():.0f} % on those"
         if (~ok).any():
