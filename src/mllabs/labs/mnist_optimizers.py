@@ -410,6 +410,8 @@ predict_network = _mnist.build_network  # the network predict loads (mllabs expo
 # ---------------------------------------------------------------------------- the report's ends
 
 HEADLINE = "best_test_accuracy"
+# the results box shows who leads, epoch by epoch, at the rates chosen on validation
+KEY_FIGURE = "test_accuracy"
 TRY_NEXT = [
     ("--set seeds=20", "more fresh seeds: does the leaders' order survive?"),
     ("--set lrs=3,1,0.3,0.1", "rates past the grid's edge, where an optimizer's choice sat at it"),
