@@ -201,7 +201,7 @@ def _run_lab(lab: ModuleType, cfg, data, ctx: RunContext, command: str, record) 
                 _mark_user_network(run.path, ctx.user_networks[0])
             if hasattr(lab, "networks"):
                 network_section(ctx.report, lab_networks(lab, cfg, ctx.user_networks[:1]),
-                                {} if ctx.user_networks else getattr(lab, "LAYER_NAMES", {}))
+                                {} if ctx.user_networks else layer_names(lab, cfg))
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or the time budget
             reason = str(exc) or "Ctrl-C"
             _interrupted(ctx, lab.NAME, reason, started)
@@ -427,6 +427,12 @@ def conventions(types: set[str]) -> str:
     """The counting conventions that apply to networks made of these layer types."""
     return " ".join(text for kinds, text in _CONVENTION_PARTS
                     if not kinds or any(k in types for k in kinds))
+
+
+def layer_names(lab: ModuleType, cfg) -> dict[str, dict[str, str]]:
+    """The handout's layer names a lab declares: `layer_names(cfg)` where they depend on the
+    config (an MLP's hidden layers), else the fixed `LAYER_NAMES`."""
+    return lab.layer_names(cfg) if hasattr(lab, "layer_names") else getattr(lab, "LAYER_NAMES", {})
 
 
 def network_section(report: Report, tables, names: dict[str, dict[str, str]] | None = None) -> None:

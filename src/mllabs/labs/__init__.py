@@ -57,7 +57,8 @@ class Lab(Protocol):
                           report ends with them as `mllabs run LAB ...` commands
       KEY_FIGURE = "curves"   the results box's figure, by name, for a lab that does not mark
                           one with ctx.report.figure(..., key=True)
-      LAYER_NAMES = {network: {layer: name}}   the handout's names in the layer table (C1…F6)
+      LAYER_NAMES = {network: {layer: name}}   the handout's names in the layer table (C1…F6);
+                          layer_names(cfg) -> the same, where they depend on the config
     Figures say what they show: ctx.report.figure(..., conclusion="from this run's numbers"),
     and key=True on the one figure the results box shows.
     """
@@ -80,7 +81,8 @@ class Lab(Protocol):
 
 
 # optional functions and how many arguments
-OPTIONAL = {"networks": 1, "predict_values": 2, "predict_network": 1, "headline": 1, "example_input": 2}
+OPTIONAL = {"networks": 1, "predict_values": 2, "predict_network": 1, "headline": 1, "example_input": 2,
+            "layer_names": 1}
 
 
 def get_lab(name: str) -> ModuleType:

@@ -383,7 +383,32 @@ def describe(cfg: StudyConfig, arm_list, runs, summary, comparisons, verdict, re
     rep.figure(loss_figure(runs, [a.name for a in MAIN_ARMS]), "depth_study",
                "Training loss and accuracy per epoch (running mean over each epoch's augmented "
                "batches, train mode: what the optimiser saw), mean over seeds with ± one standard "
-               "deviation shaded")
+               "deviation shaded", conclusion=curve_text(runs, [a.name for a in MAIN_ARMS]))
+
+
+def curve_text(runs: dict[str, list[dict]], names: list[str]) -> str:
+    """The figure's last points, read out: which arm ends lowest, and residual against plain at
+    each depth (the same running loss the curves draw, mean over seeds)."""
+    final = {}
+    for n in names:
+        last = min(len(r["history"]) for r in runs[n]) - 1  # the figure's last epoch
+        final[n] = float(np.mean([r["history"][last]["train_loss"] for r in runs[n]]))
+    broken = [n for n in names if not np.isfinite(final[n])]
+    final = {n: v for n, v in final.items() if np.isfinite(v)}
+    if not final:
+        return "Every arm's training loss became NaN or infinite: the curves show no finished training."
+    order = sorted(final, key=final.get)
+    pairs = []
+    for depth in (18, 34):
+        res, plain = final.get(f"resnet{depth}"), final.get(f"plain{depth}")
+        if res is not None and plain is not None:
+            pairs.append(f"at {depth} layers the residual network ends "
+                         f"{'below' if res < plain else 'above'} the plain one "
+                         f"({res:.3f} against {plain:.3f})")
+    return (f"By the last epoch the running training loss is lowest for {order[0]} "
+            f"({final[order[0]]:.3f}) and highest for {order[-1]} ({final[order[-1]]:.3f})"
+            + ("; " + ", ".join(pairs) if pairs else "")
+            + (f"; {', '.join(broken)} diverged (no finite loss)" if broken else "") + ".")
 
 
 def zero_init_text(summary: dict[str, dict]) -> str:

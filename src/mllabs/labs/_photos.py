@@ -144,7 +144,8 @@ def describe_data(cfg: PhotoConfig, photos: Photos, rep, files: str = "JPEGs") -
     rng = np.random.default_rng(cfg.seed)
     shown = rng.choice(photos.split["train"], min(20, len(photos.split["train"])), replace=False)
     rep.figure(figures.image_grid(photos.images[shown], [photos.classes[photos.labels[i]] for i in shown]),
-               "training_photos", f"{len(shown)} training photos with their labels")
+               "training_photos", f"{len(shown)} training photos with their labels",
+               conclusion=shown_text(photos.labels[shown], photos.classes))
     if cfg.augment:
         demo = PhotoBatches(cfg.image_size, seed=cfg.seed)
         one = torch.from_numpy(np.repeat(photos.images[shown[:1]], 8, axis=0))
@@ -152,7 +153,31 @@ def describe_data(cfg: PhotoConfig, photos: Photos, rep, files: str = "JPEGs") -
         rep.figure(figures.image_grid(np.concatenate([photos.images[shown[:1]], views]),
                                       ["as stored"] + [f"augmented {k + 1}" for k in range(8)], ncols=9),
                    "augmentation", "One training photo and eight augmented views of it (random "
-                   "resized crop, horizontal flip, colour jitter), made on the whole batch at once")
+                   "resized crop, horizontal flip, colour jitter), made on the whole batch at once",
+                   conclusion=augmentation_text(photos.images[shown[0]], views))
+
+
+def shown_text(labels: np.ndarray, classes: list[str]) -> str:
+    """What the grid of training photos holds, counted: classes shown and photos per class."""
+    counts = np.bincount(labels, minlength=len(classes))
+    present = [f"{classes[k]} {counts[k]}" for k in np.argsort(-counts, kind="stable") if counts[k]]
+    missing = len(classes) - len(present)
+    return (f"A random draw of {len(labels)} training photos shows {len(present)} of the "
+            f"{len(classes)} classes ({', '.join(present)})"
+            + (f"; {missing} class(es) did not come up in this draw" if missing else "")
+            + ": the grid is a sample to look at, the table above is the count.")
+
+
+def augmentation_text(original: np.ndarray, views: np.ndarray) -> str:
+    """How far the augmented views are from the stored photo, measured pixel by pixel."""
+    change = np.abs(views.astype(np.float32) - original.astype(np.float32)[None]).mean(axis=(1, 2, 3))
+    text = (f"The {len(views)} views differ from the stored photo by {change.min():.0f} to "
+            f"{change.max():.0f} of 255 per pixel value on average (mean {change.mean():.0f})")
+    if change.min() >= 1:
+        return text + (": no view repeats the stored pixels, so each epoch shows the network new "
+                       "versions of its photos.")
+    return text + (f": {int((change < 1).sum())} view(s) came out nearly as stored (a full-size "
+                   "crop, no flip).")
 
 
 def unnormalise(x: torch.Tensor) -> np.ndarray:
@@ -338,7 +363,7 @@ def describe_attention(cfg: PhotoConfig, photos: Photos, trained: dict, rep, mea
     chosen = test[rng.choice(len(test), min(cfg.cam_photos, len(test)), replace=False)]
     images = photos.images[chosen]
     tiles, titles, wrong = [], [], []
-    heats = {}
+    heats, right = {}, {n: [] for n in trained}
     for n, t in trained.items():
         batch = t["batches"](torch.from_numpy(images), False)
         heats[n] = grad_cam(t["model"], cam_layer(t["model"]), batch)
@@ -351,12 +376,42 @@ def describe_attention(cfg: PhotoConfig, photos: Photos, trained: dict, rep, mea
             tiles.append(overlay(images[i], heats[n][i]))
             titles.append(f"{n}: {photos.classes[guess]}")
             wrong.append(guess != photos.labels[k])
+            right[n].append(guess == photos.labels[k])
     rep.section("What each model looks at", "Grad-CAM weighs the last convolutional feature maps "
                 "by how much the predicted class's score depends on them; warm regions drove the "
                 "decision. " + meaning)
     rep.figure(figures.image_grid(np.stack(tiles), titles, wrong, ncols=1 + len(trained)), "grad_cam",
                "Each row: a test photo, then every model's Grad-CAM heatmap over it with its "
-               "prediction (red: wrong)")
+               "prediction (red: wrong)", conclusion=attention_text(heats, right))
+
+
+def centre_share(heat: np.ndarray) -> np.ndarray:
+    """Each heatmap's share of its total heat inside the central half of each side (a quarter of
+    the photo's area: 25 % if the heat were spread evenly)."""
+    h, w = heat.shape[-2:]
+    inner = heat[:, h // 4:h - h // 4, w // 4:w - w // 4].sum(axis=(1, 2))
+    return inner / np.maximum(heat.sum(axis=(1, 2)), 1e-12)
+
+
+def attention_text(heats: dict[str, np.ndarray], right: dict[str, list[bool]]) -> str:
+    """Where each model's heat lies on the photos it got right and on those it got wrong,
+    measured as the share of heat in the photo's centre."""
+    parts = []
+    for n, heat in heats.items():
+        share, ok = centre_share(heat), np.asarray(right[n], bool)
+        part = f"{n} {ok.sum()} of {len(ok)} right"
+        if np.ptp(heat) < 1e-3:  # a 1×1 last feature map upsamples to a constant: nothing to localise
+            parts.append(part + ", its heat flat over the whole photo (the last feature maps are "
+                         "too small at this image size to say where it looks)")
+            continue
+        if ok.any():
+            part += f", centre share {100 * share[ok].mean():.0f} % on those"
+        if (~ok).any():
+            part += f", {100 * share[~ok].mean():.0f} % on the wrong ones"
+        parts.append(part)
+    return ("Share of each heatmap's heat in the photo's central quarter (25 % if spread evenly): "
+            + "; ".join(parts) + ". Far above 25 %: the model looks at the middle of the photo; "
+            "far below: at its edges and background.")
 
 
 # ---------------------------------------------------------------------------- predict

@@ -174,6 +174,11 @@ def networks(cfg: Config) -> dict:
     return {"network": (build_model(cfg.hidden, cfg.activation, cfg.dropout), (len(FEATURES),))}
 
 
+def layer_names(cfg: Config) -> dict:
+    """The tutorial's names for the dense layers (hidden 1, hidden 2, output)."""
+    return {"network": build_model(cfg.hidden, cfg.activation, cfg.dropout).layer_names()}
+
+
 def mse_loss(out, target):
     return ((out - target) ** 2).mean()
 

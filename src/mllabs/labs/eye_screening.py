@@ -341,7 +341,22 @@ def describe_screening(screening: dict, n_test: int, positive: str, negative: st
         rep.figure(figures.curves({f"sensitivity against 1 − specificity ({positive} positive)": curves},
                                   xlabel="false positive rate (1 − specificity)"), "roc",
                    "ROC curve of every model on the test photos: each point is one threshold on "
-                   f"p({positive}); the diagonal is guessing")
+                   f"p({positive}); the diagonal is guessing",
+                   conclusion=roc_text({n: screening[n] for n in scored}, positive))
+
+
+def roc_text(scored: dict, positive: str, fpr_at: float = 0.1) -> str:
+    """The curves read at one place a screening cares about: the share of positive eyes found
+    while flagging at most `fpr_at` of the negative ones (the best threshold for that)."""
+    ranked = sorted(scored, key=lambda n: scored[n]["roc_auc"], reverse=True)
+    parts = []
+    for n in ranked:
+        fpr, tpr = (np.asarray(v, float) for v in scored[n]["roc"])
+        found = float(tpr[fpr <= fpr_at].max(initial=0.0))
+        parts.append(f"{n} (AUC {scored[n]['roc_auc']:.3f}) finds {100 * found:.0f} %")
+    return (f"Flagging at most {100 * fpr_at:.0f} % of the other eyes, the best threshold finds this "
+            f"share of the {positive} test eyes: " + "; ".join(parts)
+            + f" (guessing, the diagonal: {100 * fpr_at:.0f} %).")
 
 
 # ---------------------------------------------------------------------------- predict
@@ -363,6 +378,11 @@ def predict(run_dir: Path, inputs: list[Path], explain: bool = False) -> list[di
 # ---------------------------------------------------------------------------- the report's ends
 
 KEY_FIGURE = "roc"
+# LeNet-5's names as in mnist-lenet (C convolution, S subsampling, F fully connected), except that
+# the 120-unit layer is F5 here: on photos larger than 32 px it reads whole S4 maps bigger than
+# 5×5, a dense layer rather than the paper's 5×5 convolution C5
+LAYER_NAMES = {"lenet": {"features.0": "C1", "features.2": "S2", "features.3": "C3", "features.5": "S4",
+                         "classifier.1": "F5", "classifier.3": "F6", "classifier.5": "output"}}
 TRY_NEXT = [
     ("--set epochs=20", "longer training on your photos"),
 ]

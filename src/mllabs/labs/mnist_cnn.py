@@ -28,6 +28,9 @@ SUMMARY = (
 
 
 HEADLINE = "test_accuracy"
+# the handout's Keras model, named as its model.summary() prints them (the activations are part of
+# Keras' Conv2D and Dense layers, so the ReLU rows have no name of their own)
+LAYER_NAMES = {"shallow CNN": {"0": "conv2d", "2": "flatten", "3": "dense", "5": "dense_1"}}
 TRY_NEXT = [
     ("--set optimizer=sgd --set lr=0.001", "the handout's plain SGD at 0.001: why the default "
      "departs from it (the decay caps how far it can go)"),
@@ -164,14 +167,25 @@ def look_at_the_data(data: mnist.Mnist, rep, seed: int) -> None:
                 "training images per digit, so plain accuracy is a fair score.")
     rep.figure(figures.bars(mnist.CLASSES, counts, "training images"), "label_distribution",
                "How many training images each digit has",
-               conclusion=f"The rarest digit ({counts.argmin()}) has {counts.min() / counts.max():.0%} "
+               conclusion=f"The rarest digit ({counts.argmin()}) has {100 * counts.min() / counts.max():.0f} % "
                           f"as many images as the most common ({counts.argmax()}): close enough to "
                           "balanced that accuracy needs no weighting.")
     shown = np.random.default_rng(seed).choice(len(data.train_y), 30, replace=False)
     rep.figure(figures.image_grid(data.train_x[shown], [str(data.train_y[i]) for i in shown]),
                "training_digits", "30 random training digits with their labels",
-               conclusion="The digits are centred and scaled alike but written in many hands: "
-                          "stroke width, slant and closed or open loops vary within each digit.")
+               conclusion=digits_text(data.train_x[shown], data.train_y[shown]))
+
+
+def digits_text(images: np.ndarray, labels: np.ndarray) -> str:
+    """What the grid shows, measured: the digits drawn and how much ink each carries (pixels
+    above half brightness), which varies with the hand that wrote it."""
+    counts = np.bincount(labels, minlength=10)
+    ink = (images.reshape(len(images), -1) > 127).mean(1)
+    return (f"{int((counts > 0).sum())} of the 10 digits appear among these {len(labels)} "
+            f"(most often {counts.argmax()}, {counts.max()} times); ink covers from "
+            f"{100 * ink.min():.0f} % of the 28×28 pixels (a {labels[ink.argmin()]}) to "
+            f"{100 * ink.max():.0f} % (a {labels[ink.argmax()]}): the digits are scaled to the same "
+            "box, but shapes and stroke weights differ.")
 
 
 def predict(run_dir: Path, inputs: list[Path]) -> list[dict]:

@@ -91,6 +91,10 @@ def networks(cfg: Config) -> dict:
     return {"MLP": (MLP(784, cfg.hidden, 10), (1, 28, 28))}
 
 
+def layer_names(cfg: Config) -> dict:
+    return {"MLP": MLP(784, cfg.hidden, 10).layer_names()}
+
+
 def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
     data = mnist.load(data_dir)
     _mnist.check_sizes(cfg, data)
@@ -248,10 +252,12 @@ def report_results(cfg: Config, rates, grid, best, final, rep) -> tuple[str, dic
     rep.figure(choice_heatmap(cfg, rates, grid, best), "accuracy_heatmap",
                "Validation accuracy (mean over the tuning seeds) for every optimizer and learning "
                "rate, the chosen rate boxed; — marks a rate at which a run diverged. The test digits "
-               "played no part in this choice.")
+               "played no part in this choice.", conclusion=heatmap_text(cfg, rates, grid, best))
     rep.figure(sensitivity(cfg, rates, grid), "lr_sensitivity",
                "Learning-rate sensitivity: validation accuracy against the rate, the band spanning "
-               "the tuning seeds. A wide plateau means an optimizer forgives a rough choice.")
+               "the tuning seeds. A wide plateau means an optimizer forgives a rough choice.",
+               conclusion=plateau_text(cfg, rates, grid))
+    finals = {}
     for key, title, fname in (("test_accuracy", "test accuracy", "test_accuracy"),
                               ("train_loss", "training loss (cross-entropy)", "loss")):
         series, full_batch = {}, None
@@ -261,6 +267,7 @@ def report_results(cfg: Config, rates, grid, best, final, rep) -> tuple[str, dic
             err = values.std(0, ddof=1) if len(values) > 1 else None
             label = f"{NAMES[name]} ({best[name]:g})"
             series[label] = (np.arange(1, values.shape[1] + 1), values.mean(0), err)
+            finals.setdefault(key, {})[NAMES[name]] = float(values.mean(0)[-1])
             full_batch = label if name == "gd" else full_batch
         panels = {title: series}
         if full_batch and len(series) > 1:
@@ -269,7 +276,8 @@ def report_results(cfg: Config, rates, grid, best, final, rep) -> tuple[str, dic
                 k: v for k, v in series.items() if k != full_batch}
         rep.figure(figures.curves(panels, log_y=key == "train_loss", ncols=1), fname,
                    f"{title.capitalize()} per epoch, each optimizer at its chosen rate "
-                   f"(mean over {cfg.seeds} fresh seeds, band ± one std)")
+                   f"(mean over {cfg.seeds} fresh seeds, band ± one std)",
+                   conclusion=curve_text(finals, key))
     diverged = [(n, lr, sum(r.status != "completed" for r in runs))
                 for (n, lr), runs in grid.items() if any(r.status != "completed" for r in runs)]
     if diverged:
@@ -300,6 +308,58 @@ def choice_heatmap(cfg, rates, grid, best):
             ax.add_patch(Rectangle((columns.index(best[n]) - 0.5, i - 0.5), 1, 1, fill=False,
                                    edgecolor="#d62728", linewidth=2.2))
     return fig
+
+
+def heatmap_text(cfg, rates, grid, best) -> str:
+    """The heatmap read out: the best cell, and which chosen rates sit at the grid's edge."""
+    cells = {(n, lr): np.mean([last(r, "val_accuracy") for r in grid[(n, lr)]])
+             for n in cfg.optimizers for lr in rates[n]
+             if all(r.status == "completed" for r in grid[(n, lr)])}
+    if not cells:
+        return "Every cell diverged: no validation accuracy to choose a rate by."
+    (name, lr), acc = max(cells.items(), key=lambda item: item[1])
+    edges = [NAMES[n] for n in cfg.optimizers
+             if best[n] is not None and best[n] in (max(rates[n]), min(rates[n]))]
+    return (f"The best cell is {NAMES[name]} at rate {lr:g} ({100 * acc:.2f} % validation accuracy); "
+            + (f"the chosen rate sits at the edge of the grid for {' and '.join(edges)}, so a better "
+               "one may lie beyond it." if edges else
+               "every chosen rate lies inside the grid, with a worse rate on either side."))
+
+
+def plateau_text(cfg, rates, grid, within: float = 0.01) -> str:
+    """How forgiving each optimizer is: the rates whose mean validation accuracy comes within
+    `within` of its best."""
+    counts = {}
+    for name in cfg.optimizers:
+        means = np.array(_val_means(rates[name], name, grid), float)
+        if np.isfinite(means).any():
+            counts[NAMES[name]] = (int((means >= np.nanmax(means) - within).sum()), len(means))
+    if not counts:
+        return "Every rate diverged for every optimizer."
+    wide = max(counts, key=lambda n: counts[n][0])
+    narrow = min(counts, key=lambda n: counts[n][0])
+    return (f"Rates within {100 * within:.0f} point of each optimizer's best validation accuracy: "
+            + ", ".join(f"{n} {k} of {total}" for n, (k, total) in counts.items())
+            + (f"; {wide} forgives a rough choice most, {narrow} least."
+               if counts[wide][0] > counts[narrow][0] else "."))
+
+
+def curve_text(finals: dict[str, dict[str, float]], key: str) -> str:
+    """The curves' last points: who ends best and worst, and, for the loss, whether the lowest
+    training loss went with the best test accuracy."""
+    values = finals[key]
+    if key == "test_accuracy":
+        order = sorted(values, key=values.get, reverse=True)
+        return (f"After the last epoch {order[0]} leads with {100 * values[order[0]]:.2f} % and "
+                f"{order[-1]} trails with {100 * values[order[-1]]:.2f} % test accuracy.")
+    order = sorted(values, key=values.get)
+    accuracy = finals.get("test_accuracy", {})
+    best = max(accuracy, key=accuracy.get) if accuracy else order[0]
+    return (f"{order[0]} ends with the lowest training loss ({values[order[0]]:.4f}), {order[-1]} "
+            f"with the highest ({values[order[-1]]:.4f}); "
+            + ("the lowest loss went with the best test accuracy." if best == order[0] else
+               f"the best test accuracy is {best}'s: a lower loss on the training digits did not "
+               "buy a better score on the test digits."))
 
 
 def sensitivity(cfg, rates, grid):
@@ -350,6 +410,8 @@ predict_network = _mnist.build_network  # the network predict loads (mllabs expo
 # ---------------------------------------------------------------------------- the report's ends
 
 HEADLINE = "best_test_accuracy"
+# the results box shows who leads, epoch by epoch, at the rates chosen on validation
+KEY_FIGURE = "test_accuracy"
 TRY_NEXT = [
     ("--set seeds=20", "more fresh seeds: does the leaders' order survive?"),
     ("--set lrs=3,1,0.3,0.1", "rates past the grid's edge, where an optimizer's choice sat at it"),

@@ -19,3 +19,8 @@ class MLP(nn.Sequential):
             width = size
         layers.append(nn.Linear(width, out_features))
         super().__init__(*layers)
+
+    def layer_names(self) -> dict[str, str]:
+        """The handouts' names for the layer table: "hidden 1", "hidden 2", …, "output"."""
+        linear = [str(k) for k, m in enumerate(self) if isinstance(m, nn.Linear)]
+        return {k: f"hidden {i + 1}" for i, k in enumerate(linear[:-1])} | {linear[-1]: "output"}
