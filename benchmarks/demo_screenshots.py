@@ -64,9 +64,16 @@ class Page:
 
     def click_at(self, selector: str) -> None:
         """A real mouse click in the middle of the element (the sketchpad's tools ignore a
-        script's click())."""
-        x, y = self.js(f"""(() => {{ const r = document.querySelector({json.dumps(selector)})
-            .getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()""")
+        script's click()). Waits for it: Gradio draws the sketchpad's toolbar after the text."""
+        end, where = time.monotonic() + TIMEOUT, None
+        while where is None:
+            where = self.js(f"""(() => {{ const e = document.querySelector({json.dumps(selector)});
+                if (!e) return null; const r = e.getBoundingClientRect();
+                return [r.x + r.width / 2, r.y + r.height / 2]; }})()""")
+            if where is None and time.monotonic() > end:
+                raise TimeoutError(f"{selector} never appeared on the page")
+            self.s.drain(0.25)
+        x, y = where
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
             self.s.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left",
                         clickCount=1)
