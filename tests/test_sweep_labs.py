@@ -4,7 +4,10 @@ several networks in one file), and a --grid key the lab never reads is refused b
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
+import io
+import json
 
 import pytest
 
@@ -143,9 +146,26 @@ def test_every_lab_is_in_the_sweep_test():
     assert set(EVERY_LAB) == set(LABS)
 
 
+def run_cell_here(command: list[str], threads: int) -> dict:
+    """sweep.run_cell without the child process: `mllabs run ... --json` called in this one, its
+    stdout read as run_cell reads the child's. Each child would spend seconds importing torch;
+    the child process itself is tested in test_sweep.py and test_sweep_cells.py."""
+    from mllabs.cli import main
+
+    assert command[1:3] == ["-m", "mllabs"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(command[3:])
+    result = json.loads(out.getvalue())
+    assert code == 0, result
+    return {"status": result["status"], "run_dir": result["run_dir"],
+            "metrics": result.get("metrics", {}), "seconds": 0.0}
+
+
 @pytest.mark.parametrize("name", list(EVERY_LAB))
 def test_a_sweep_of_every_lab_writes_its_report(name, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(sweep, "run_cell", run_cell_here)
     monkeypatch.setenv("MLLABS_CACHE", str(tmp_path / "cache"))  # the flowers decode cache
     grid, sets = EVERY_LAB[name]
     data_dir = None
