@@ -207,3 +207,20 @@ def test_auto_precision_takes_bfloat16_only_where_it_is_native(monkeypatch, flag
         monkeypatch.setenv(key, value)
     assert hardware.native_bf16() is native
     assert resolve_precision("auto", torch.device("cpu")) is (torch.bfloat16 if native else None)
+
+
+
+def test_a_run_says_first_what_the_cpu_offers(tmp_path, data_root, monkeypatch, capsys):
+    """A run's first line names what its speed depends on, once its input has been checked:
+    the CPU, the vector level PyTorch will use and whether bfloat16 is native."""
+    from mllabs import hardware
+    from mllabs.cli import main
+
+    monkeypatch.setattr(hardware, "native_bf16", lambda: False)
+    monkeypatch.setattr(hardware, "cpu_name", lambda: "Test CPU 9000")
+    assert main(["run", "car-clustering", "--profile", "quick", "--out", str(tmp_path)]) == 0
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith("[car-clustering] profile quick, device cpu (Test CPU 9000, vector level ")
+    assert torch.backends.cpu.get_cpu_capability() in first and "no native bfloat16" in first
+    main(["run", "car-clustering", "--profile", "quick", "--quiet", "--out", str(tmp_path)])
+    assert "vector level" not in capsys.readouterr().err  # --quiet: nothing but errors

@@ -52,6 +52,18 @@ def native_bf16() -> bool:
     return bool(onednn) and (not flags or bool(flags & {"avx512_bf16", "amx_bf16"}))
 
 
+@lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """The CPU's model name ("AMD EPYC 9B14"), or the architecture where the OS does not say."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def cpu_features() -> dict[str, bool | str]:
     """The features that decide the labs' speed, as PyTorch will use them in this process."""
     capability = torch.backends.cpu.get_cpu_capability()
@@ -63,7 +75,7 @@ def cpu_features() -> dict[str, bool | str]:
 def describe() -> str:
     """One line for the user: the CPU, its vector level, bfloat16, accelerators and threads."""
     f = cpu_features()
-    parts = [platform.processor() or platform.machine(), f"vector level {f['capability']}",
+    parts = [cpu_name(), f"vector level {f['capability']}",
              "native bfloat16" if f["native_bf16"] else "no native bfloat16 (float32 is used)",
              f"{torch.get_num_threads()} threads"]
     if f["cuda"]:

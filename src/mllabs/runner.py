@@ -26,7 +26,7 @@ from types import ModuleType
 
 import torch
 
-from mllabs import distributed, rundb, trackers
+from mllabs import distributed, hardware, rundb, trackers
 from mllabs.config import build_config, config_from_dict, config_to_dict, parse_sets
 from mllabs.errors import UserError, WriteError
 from mllabs.files import read_json
@@ -140,7 +140,8 @@ def execute(name: str, *, profile: str | None = None, sets: list[str] | None = N
                      network)
     if network is not None:
         _note_user_network(run, network)
-    ctx.log(f"profile {profile}, device {torch_device}, "
+    # what the run's speed depends on (AVX-512, native bfloat16, a GPU), said before any waiting
+    ctx.log(f"profile {profile}, device {torch_device} ({hardware.describe()}), "
             f"{'resuming' if resume is not None else 'writing'} {run.path}")
     try:
         result = {**_run_lab(lab, cfg, data, ctx, command, record), "run_dir": str(run.path)}
