@@ -161,7 +161,17 @@ def start(data_root, out, *args):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MLLABS_DATA": str(data_root), "MLLABS_OFFLINE": "1",
            "MLLABS_PROGRESS_EVERY": "0"}  # a line every epoch: kill_after waits for epoch 2's
     return subprocess.Popen([sys.executable, "-m", "mllabs", "run", *args, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_signals_as_in_a_terminal)
+
+
+def _signals_as_in_a_terminal():
+    """The child hears Ctrl-C as a user's run would. A child inherits its parent's signal mask,
+    and a test process may hold SIGINT blocked or ignored (multiprocessing's resource tracker
+    blocks it while it starts; once, in the full suite, the SIGINT below went unheard and the run
+    completed)."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def kill_after(proc, line: str, sig) -> str:
