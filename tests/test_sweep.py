@@ -98,6 +98,18 @@ def test_grid_expands_to_every_combination_times_seeds():
     assert spec.id != sweep.Spec("mnist-lenet", grid, seeds=3).id
 
 
+def test_metric_direction_of_every_lab_headline_metric():
+    """Which way is better, for the metric names the labs write: accuracies, R², silhouette and
+    the auto-mpg network's cut in error against least squares up; errors, losses and ratios of
+    error to a baseline down."""
+    up = ["test_accuracy", "relu.test_accuracy", "kmeans.silhouette", "resnet.roc_auc", "test_r2",
+          "mae_reduction_vs_linear", "lenet.sensitivity"]
+    down = ["test_mae", "numpy.test_mse", "test_loss", "kmeans.davies_bouldin",
+            "day.linear.mse_ratio_to_ols", "network.test_rmse"]
+    assert [m for m in up if not sweep.metric_direction(m)] == []
+    assert [m for m in down if sweep.metric_direction(m)] == []
+
+
 def cell_means(root, sweep_id, keys, metric) -> dict[str, float]:
     """Each cell's mean of `metric` over its completed runs, read from the run directories."""
     values: dict[str, list[float]] = {}
