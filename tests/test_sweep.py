@@ -37,6 +37,10 @@ def runs_root(tmp_path):
 
 
 def test_reindex_builds_rows_from_run_directories_and_drops_vanished_ones(runs_root):
+    for folder in ("sweeps/ab12cd", "comparisons/ef34gh"):  # their pages are not runs
+        (runs_root / folder).mkdir(parents=True)
+        (runs_root / folder / "config.json").write_text(json.dumps({"lab": "sweep", "title": "t"}))
+        (runs_root / folder / "metrics.json").write_text(json.dumps({"lab": "sweep", "status": "completed"}))
     assert rundb.reindex(runs_root) == {"added": 5, "updated": 0, "removed": 0, "unchanged": 0}
     assert rundb.reindex(runs_root)["unchanged"] == 5
     running = rundb.get_run(runs_root, "20261101-140000")

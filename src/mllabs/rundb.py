@@ -124,7 +124,7 @@ def reindex(root: Path) -> dict[str, int]:
     found = {}
     for config in sorted(root.glob("*/*/config.json")):
         row = row_from_dir(root, config.parent)
-        if row is not None:
+        if row is not None and row["lab"] != "sweep":  # sweeps/ and comparisons/ pages are not runs
             found[row["id"]] = row
     counts = {"added": 0, "updated": 0, "removed": 0, "unchanged": 0}
     with closing(connect(root)) as conn, conn:
