@@ -34,10 +34,10 @@ PROBE = ("import json, os, resource\n"
          "for _name in ('result', 'yours'):\n    globals().pop(_name, None)  # the kernel is shared")
 
 
-def run_seconds(run_dir: str | None) -> str:
+def run_seconds(folder: Path, run_dir: str | None) -> str:
     if not run_dir:
         return "–"
-    return f"{json.loads((Path(run_dir) / 'metrics.json').read_text())['seconds']:.1f}"
+    return f"{json.loads((folder / run_dir / 'metrics.json').read_text())['seconds']:.1f}"
 
 
 def main() -> None:
@@ -75,8 +75,8 @@ def main() -> None:
             wall = time.perf_counter() - tick
             out = "".join(o.get("text", "") for o in nb.cells[-1].get("outputs", []))
             got = json.loads(out[out.index(MARK) + len(MARK):].splitlines()[0])
-            rows.append((path.stem, wall, got["cpu"] - cpu_before, run_seconds(got["train"]),
-                         run_seconds(got["yours"])))
+            rows.append((path.stem, wall, got["cpu"] - cpu_before, run_seconds(folder, got["train"]),
+                         run_seconds(folder, got["yours"])))
             cpu_before = got["cpu"]
             print(f"{path.stem}: {wall:.1f} s", file=sys.stderr, flush=True)
     finally:
