@@ -26,7 +26,7 @@ TRAINED = [p.stem for p in EXECUTED]
 EYES = "eye-screening"  # needs photos: executed without (it says what to set) and with made-up ones
 # One thread for every run here, in the kernel and for the CLI alike: the quick runs are too small
 # to gain from a second thread, and on CI's two cores, shared with the other test process, a
-# second one costs several times the CPU time waiting for its partner.
+# second one costs about twice the CPU time, waiting for its partner (benchmarks/notebooks.md).
 THREADS = "1"
 # no progress line: no fit() (car-clustering, boston-housing), or dozens of quiet ones
 QUIET = ("car-clustering", "boston-housing", "mnist-optimizers", "regularization")
@@ -41,6 +41,8 @@ def comparable(metrics: dict) -> dict:
 
 def test_a_notebook_per_lab():
     assert sorted(p.stem for p in SOURCES) == sorted(LABS)
+    unknown = set(CHOSEN.split(",")) - set(LABS) - {"all"}
+    assert not unknown, f"MLLABS_NOTEBOOKS names no notebook: {sorted(unknown)}"
     assert sorted(p.stem for p in ROOT.glob("*.ipynb")) == sorted(LABS)
 
 
