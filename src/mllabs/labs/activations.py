@@ -58,7 +58,7 @@ class Config(TrainConfig):
 
 
 PROFILES = {
-    "quick": {"epochs": 1, "seeds": 1, "train_size": 2000, "val_size": 500, "every": 5},
+    "quick": {"epochs": 1, "seeds": 1, "train_size": 1000, "val_size": 200, "every": 4},
     "default": {},
     "full": {"epochs": 20, "train_size": 0},
 }

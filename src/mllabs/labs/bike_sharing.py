@@ -66,7 +66,7 @@ class Config(TrainConfig):
 
 
 PROFILES = {
-    "quick": {"epochs": 5, "mlp_epochs": 3, "gbm_iterations": 20},
+    "quick": {"epochs": 2, "mlp_epochs": 2, "gbm_iterations": 10},
     "default": {},
     "full": {"batch_size": 32, "mlp_epochs": 200},
 }

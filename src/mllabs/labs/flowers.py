@@ -67,7 +67,7 @@ class Config(_depth.StudyConfig):
 
 
 PROFILES = {
-    "quick": {"image_size": 48, "epochs": 2, "limit": 300, "batch_size": 32, "cam_photos": 2,
+    "quick": {"image_size": 32, "epochs": 2, "limit": 150, "batch_size": 32, "cam_photos": 2,
               "transfer_size": 64, "probe_epochs": 3, "tune_epochs": 1},
     "default": {},
     "full": {"models": ("cnn", "resnet50"), "image_size": 224, "epochs": 90, "optimizer": "momentum",

@@ -65,7 +65,7 @@ class Config(TrainConfig):
 
 
 PROFILES = {
-    "quick": {"epochs": 2, "seeds": 2, "train_size": 4000, "batch_size": 64, "widths": (8, 16, 32)},
+    "quick": {"epochs": 2, "seeds": 2, "train_size": 1000, "batch_size": 64, "widths": (4, 8, 16)},
     "default": {},
     "full": {"epochs": 30, "seeds": 5, "widths": (32, 64, 128), "depth": 2},
 }

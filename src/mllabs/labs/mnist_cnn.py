@@ -67,7 +67,7 @@ class Config(TrainConfig):
 
 
 PROFILES = {
-    "quick": {"epochs": 2, "train_size": 3000, "filters": 8, "hidden": 32},
+    "quick": {"epochs": 2, "train_size": 1000, "filters": 8, "hidden": 32},
     "default": {},
     "full": {"optimizer": "sgd", "lr": 1e-3, "epochs": 50},
 }

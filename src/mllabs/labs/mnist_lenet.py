@@ -70,7 +70,7 @@ class Config(TrainConfig):
 
 
 PROFILES = {
-    "quick": {"epochs": 1, "train_size": 4000, "val_size": 1000},
+    "quick": {"epochs": 1, "train_size": 1000, "val_size": 300},
     "default": {},
     "full": {"epochs": 20, "schedule": "constant", "lr": 1e-3},
 }
