@@ -6,11 +6,17 @@ photo's probabilities with its mirror image's. Features come from the lab's own 
 
     MLLABS_DATA=../shared/data python benchmarks/lite0_probe.py 160 224
 """
-import sys, time
-import numpy as np, torch
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
 from sklearn.linear_model import LogisticRegression
-from mllabs.labs import flowers, _transfer
+
 from mllabs.config import build_config
+from mllabs.labs import _transfer, flowers
 from mllabs.models import efficientnet as lite0
 
 for SIZE in map(int, sys.argv[1:] or ["160", "224"]):
