@@ -85,16 +85,3 @@ def saved_test_accuracy(run_dir: Path, lab: str) -> float:
     with torch.no_grad():
         guesses = model.eval()(mnist.normalise(data.test_x, pad_to=spec["pad_to"])).argmax(1).numpy()
     return float((guesses == data.test_y).mean())
-
-
-# The slowest files first (measured with --durations; minutes each). With two test processes and
-# a file kept whole in one of them (--dist loadfile), a slow file collected last runs alone at
-# the end while the other process idles; started first, the quick files fill in around it.
-SLOW_FIRST = ("test_notebooks", "test_sweep_labs", "test_resume", "test_mnist", "test_sweep",
-              "test_sweep_cells", "test_demo", "test_export", "test_bad_inputs", "test_mnist_best",
-              "test_transfer", "test_flowers", "test_distributed", "test_depth_study")
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: file order kept
