@@ -153,6 +153,13 @@ def runtime(name: str) -> Iterator[None]:
         _RUNTIME.reset(token)
 
 
+def refuse_user_network(run_dir: Path, spec: dict) -> None:
+    """A run that trained the user's own network has nothing the command line can rebuild."""
+    if spec.get("user_network"):
+        raise UserError(f"{run_dir} trained your own network ({spec['user_network']}), which only "
+                        "Python can rebuild: mllabs.load(RUN_DIR, model=YourNetwork()).predict(...)")
+
+
 def load_model(run_dir: Path, spec: dict, build: Callable[[dict], nn.Module],
                name: str = "model") -> nn.Module:
     """checkpoints/<name>.pt loaded into `build(spec)`, in eval mode. The checkpoint is read
@@ -166,9 +173,8 @@ def load_model(run_dir: Path, spec: dict, build: Callable[[dict], nn.Module],
     path = Path(run_dir) / "checkpoints" / f"{name}.pt"
     state = load_checkpoint(path)
     mine = _USER_NETWORK.get()
-    if mine is None and spec.get("user_network"):
-        raise UserError(f"{run_dir} trained your own network ({spec['user_network']}), which only "
-                        "Python can rebuild: mllabs.load(RUN_DIR, model=YourNetwork()).predict(...)")
+    if mine is None:
+        refuse_user_network(run_dir, spec)
     with reading(run_dir, spec["lab"]):
         model = copy.deepcopy(mine).cpu() if mine is not None else build(spec)
     load_weights(model, path, state)

@@ -274,9 +274,7 @@ def build(run_dir: Path):
     run_dir = Path(run_dir)
     lab = finished(run_dir)
     spec = checkpoints.load_spec(run_dir, lab.NAME)
-    if spec.get("user_network"):  # the same refusal predict gives, before any server starts
-        raise UserError(f"{run_dir} trained your own network ({spec['user_network']}), which only "
-                        "Python can rebuild: mllabs.load(RUN_DIR, model=YourNetwork()).predict(...)")
+    checkpoints.refuse_user_network(run_dir, spec)  # predict's refusal, before any server starts
     gr = import_gradio()
     demo = Demo(run_dir, lab, spec)
     title = f"mllabs demo: {lab.TITLE}"
