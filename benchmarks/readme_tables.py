@@ -41,8 +41,9 @@ SHOWS = {
                       "silhouette; segment profiles",
     "boston-housing": "a regression network written in NumPy with hand-derived gradients, against the "
                       "same in PyTorch and least squares",
-    "flowers": "five flower species from photos: plain CNN against ResNet-18 (`--set "
-               "models=cnn,resnet18,plain18` adds the ResNet without skips), Grad-CAM, predict top-3",
+    "flowers": "five flower species from photos: plain CNN and ResNet-18 from scratch against "
+               "EfficientNet-Lite0 pretrained on ImageNet (frozen, top block fine-tuned); `--set "
+               "study=depth`: ResNet-18/34 with and without skips; Grad-CAM, predict top-3",
     "mnist-best": "the \"highest MNIST accuracy\" homework: small CNN, batch norm, augmentation, "
                   "one-cycle, 3 seeds",
     "activations": "LeNet-5 with sigmoid vs ReLU from the same start: curves and gradient size per layer",
@@ -117,9 +118,13 @@ def headline(lab: str, run: dict | None) -> str:
         return (f"NumPy test MSE {m['numpy.test_mse']:.3f} vs least squares {m['ols.test_mse']:.3f}; "
                 f"quadratic variant {m['numpy_quadratic.test_mse']:.2f}; {wall}")
     if lab == "flowers":
-        return (f"CNN {m['cnn.test_accuracy']:.3f}, ResNet-18 {m['resnet18.test_accuracy']:.3f} test "
-                "(over 12 seeds and settings the two tie; without skips the same ResNet drops 6–9 "
-                f"points); {wall} ([`benchmarks/flowers.md`](benchmarks/flowers.md))")
+        pretrained = (f", pretrained {m['pretrained.model']} {m['pretrained.test_accuracy']:.3f}"
+                      if "pretrained.test_accuracy" in m else "")  # records before 2026-11-27 lack it
+        return (f"CNN {m['cnn.test_accuracy']:.3f}, ResNet-18 {m['resnet18.test_accuracy']:.3f}{pretrained} "
+                "test (from scratch the two tie over 12 seeds and settings; without skips the same "
+                f"ResNet drops 6–9 points, and a deeper plain net trains worse: "
+                f"[`depth_study.md`](benchmarks/depth_study.md)); {wall} "
+                "([`benchmarks/flowers.md`](benchmarks/flowers.md))")
     if lab == "mnist-best":
         return (f"test accuracy {100 * m['test_accuracy']:.2f} ± {pct(m['test_accuracy_std'])} "
                 f"(best seed {pct(m['best_test_accuracy'])}), {wall}")

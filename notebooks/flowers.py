@@ -9,10 +9,12 @@
 # ---
 
 # %% [markdown]
-# # Flowers: a plain CNN against ResNet-18
+# # Flowers: a plain CNN, ResNet-18 and a network pretrained on ImageNet
 #
-# The lab step by step: five flower species from photos, the networks, training both on the same
-# split and augmentation, where each looks (Grad-CAM), then a photo of your own.
+# The lab step by step: five flower species from photos, the networks, training the CNN and the
+# ResNet from scratch on the same split and augmentation, then EfficientNet-Lite0 with ImageNet's
+# weights (frozen, and with its top block fine-tuned), where each looks (Grad-CAM), then a photo of
+# your own.
 # `PROFILE` below picks the budget: `quick` runs in seconds, `default` gives the lab's real
 # result (about 13 minutes on a laptop CPU).
 
@@ -49,7 +51,8 @@ mllabs.api.image_grid(photos.images[:16], [photos.classes[i] for i in photos.lab
 # During training each batch is cropped, flipped and colour-jittered at random; the settings:
 
 # %%
-lab.options().loc[["models", "image_size", "epochs", "batch_size", "optimizer", "lr", "augment", "limit"]]
+lab.options().loc[["models", "image_size", "epochs", "batch_size", "optimizer", "lr", "augment", "limit",
+                   "transfer_size", "tune_blocks"]]
 
 # %% [markdown]
 # ## 3. The networks

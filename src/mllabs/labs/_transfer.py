@@ -53,9 +53,9 @@ def batches(size: int, augment: bool, seed: int) -> PhotoBatches:
 def activations(model: lite0.EfficientNetLite, images: np.ndarray, size: int, first: int,
                 mirror: bool = False, log=print) -> torch.Tensor:
     """What the frozen blocks below block `first` make of uint8 photos (mirrored left-right with
-    `mirror`): the input of block `first`, (N, C, H, W). Kept on disk in float16 (half the size;
-    the rounding is far below what the trained blocks notice), keyed by the photos' bytes, the
-    weights, the size and `first`, so a later run reads them instead."""
+    `mirror`): the input of block `first`, (N, C, H, W). Kept on disk in float16 (half the size,
+    about three significant digits), keyed by the photos' bytes, the weights, the size and
+    `first`, so a later run reads them instead of computing them."""
     digest = hashlib.sha256(images.tobytes())
     digest.update(f"{lite0.WEIGHTS_NAME} {size} {first} {mirror}".encode())
     file = cache_root() / "features" / f"lite0-{size}px-block{first}-{digest.hexdigest()[:20]}.pt"
@@ -81,8 +81,10 @@ def activations(model: lite0.EfficientNetLite, images: np.ndarray, size: int, fi
 
 def cached_inputs(cfg, model: lite0.EfficientNetLite, photos: Photos, log) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Every photo's and every mirrored photo's activations at the first block the tuned arm
-    trains (the same for both arms, so one cache serves them), and that block's number."""
-    first = BLOCKS - min(cfg.tune_blocks, BLOCKS - 1)
+    trains (the same for both arms, so one cache serves them), and that block's number. When
+    every layer is tuned (on photos, not on these), the frozen arm's are the top block's input:
+    the smallest of all."""
+    first = BLOCKS - cfg.tune_blocks if cfg.tune_blocks < BLOCKS else BLOCKS - 1
     size = photos.images.shape[1]
     return (activations(model, photos.images, size, first, log=log),
             activations(model, photos.images, size, first, mirror=True, log=log), first)
@@ -103,8 +105,8 @@ class _Bottom(nn.Module):
 class _Top(nn.Module):
     """Block `first` and everything above it (head, pooling, classifier) of `model`, sharing its
     modules, so training this trains the network in place. Its batch norms keep ImageNet's
-    statistics (inference mode even while training): 32 flower photos a batch would estimate
-    them worse, and the frozen blocks below were never told of new ones."""
+    statistics (inference mode even while training): batches of 32 flower photos would estimate
+    them worse than 1.3 million photos did."""
 
     def __init__(self, model: lite0.EfficientNetLite, first: int):
         super().__init__()
