@@ -94,6 +94,20 @@ def test_mirrored_activations_are_those_of_mirrored_photos(tmp_path, monkeypatch
     assert torch.allclose(acts(images), exact, rtol=1e-3, atol=1e-3)
 
 
+def test_bottom_and_top_together_are_the_whole_network():
+    """_Bottom and _Top spell out the network's layer order again (stem, blocks, head); split at
+    any block they must compute what the network does, or the cached arms train another net."""
+    from mllabs.labs import _transfer
+
+    model = _transfer.network(5).eval()
+    x = _transfer.batches(48, False, 0)(torch.randint(0, 255, (2, 48, 48, 3), dtype=torch.uint8), False)
+    with torch.no_grad():
+        whole = model(x)
+        for first in (1, 11, 15):
+            top = _transfer._Top(model, first).eval()
+            assert torch.allclose(top(_transfer._Bottom(model, first)(x)), whole, atol=1e-5), first
+
+
 def test_tuning_the_top_block_leaves_the_rest_as_imagenet_made_it(tmp_path, monkeypatch):
     """lite0-tuned with tune_blocks=1: block 15, the head and the classifier change; the stem,
     blocks 0-14 and every batch norm's statistics stay ImageNet's."""
