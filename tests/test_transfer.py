@@ -131,7 +131,8 @@ def test_tuning_the_top_block_leaves_the_rest_as_imagenet_made_it(tmp_path, monk
                                 run=types.SimpleNamespace(checkpoints=tmp_path / "checkpoints"))
     loss_fn, accuracy = _photos.objective(cfg)
     head = torch.nn.Linear(1280, 5)
-    tuned = _transfer.train_tuned(cfg, photos, ctx, loss_fn, accuracy, head)["model"].state_dict()
+    inputs = _transfer.cached_inputs(cfg, photos, ctx.log)
+    tuned = _transfer.train_tuned(cfg, photos, inputs, ctx, loss_fn, accuracy, head)["model"].state_dict()
     imagenet = _transfer.network(5).state_dict()
     changed = {k for k, v in tuned.items() if not k.startswith("_fc.") and not torch.equal(v, imagenet[k])}
     assert changed, "fine-tuning changed nothing"

@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import io
 import time
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -79,15 +80,26 @@ def activations(model: lite0.EfficientNetLite, images: np.ndarray, size: int, fi
     return acts.float()
 
 
-def cached_inputs(cfg, model: lite0.EfficientNetLite, photos: Photos, log) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Every photo's and every mirrored photo's activations at the first block the tuned arm
-    trains (the same for both arms, so one cache serves them), and that block's number. When
-    every layer is tuned (on photos, not on these), the frozen arm's are the top block's input:
-    the smallest of all."""
+class Inputs(NamedTuple):
+    """The frozen blocks' output for every photo and every mirrored photo, the block it feeds,
+    and the seconds it took to compute or read."""
+    acts: torch.Tensor
+    mirrored: torch.Tensor
+    first: int
+    seconds: float
+
+
+def cached_inputs(cfg, photos: Photos, log) -> Inputs:
+    """The activations at the first block the tuned arm trains: the same for both arms, so one
+    read of the cache serves them. When every layer is tuned (on photos, not on these), the
+    frozen arm's are the top block's input: the smallest of all."""
     first = BLOCKS - cfg.tune_blocks if cfg.tune_blocks < BLOCKS else BLOCKS - 1
     size = photos.images.shape[1]
-    return (activations(model, photos.images, size, first, log=log),
-            activations(model, photos.images, size, first, mirror=True, log=log), first)
+    tick = time.perf_counter()
+    model = network(len(photos.classes)).to(memory_format=torch.channels_last)
+    acts = activations(model, photos.images, size, first, log=log)
+    mirrored = activations(model, photos.images, size, first, mirror=True, log=log)
+    return Inputs(acts, mirrored, first, time.perf_counter() - tick)
 
 
 class _Bottom(nn.Module):
@@ -139,17 +151,17 @@ class _Pooled(nn.Module):
         return self.top.features(a)
 
 
-def train_frozen(cfg, photos: Photos, ctx, loss_fn, accuracy) -> dict:
-    """A linear classifier on frozen ImageNet features; returns the lab's outcome for it, with
-    the whole network (backbone + trained head) as its model, which predict and Grad-CAM use."""
+def train_frozen(cfg, photos: Photos, inputs, ctx, loss_fn, accuracy) -> dict:
+    """A linear classifier on frozen ImageNet features (`inputs` from cached_inputs); returns the
+    lab's outcome for it, with the whole network (backbone + trained head) as its model, which
+    predict and Grad-CAM use."""
     size, split = photos.images.shape[1], photos.split
     torch.manual_seed(cfg.seed)
     model = network(len(photos.classes)).to(memory_format=torch.channels_last)
     tick = time.perf_counter()
-    acts, mirrored, first = cached_inputs(cfg, model, photos, ctx.log)
-    pooled = _Pooled(_Top(model, first)).eval()
-    feats, mirrored = forward(pooled, acts), forward(pooled, mirrored[split["train"]])
-    feature_seconds = time.perf_counter() - tick
+    pooled = _Pooled(_Top(model, inputs.first)).eval()
+    feats, mirrored = forward(pooled, inputs.acts), forward(pooled, inputs.mirrored[split["train"]])
+    feature_seconds = inputs.seconds + time.perf_counter() - tick  # the frozen arm pays for the cache
     y = torch.from_numpy(photos.labels.astype(np.int64))
     train = (torch.cat([feats[split["train"]], mirrored]), torch.cat([y[split["train"]]] * 2))
     head = model._fc
@@ -166,9 +178,9 @@ def train_frozen(cfg, photos: Photos, ctx, loss_fn, accuracy) -> dict:
                    extra_seconds=feature_seconds)
 
 
-def train_tuned(cfg, photos: Photos, ctx, loss_fn, accuracy, head: nn.Linear) -> dict:
+def train_tuned(cfg, photos: Photos, inputs, ctx, loss_fn, accuracy, head: nn.Linear) -> dict:
     """The top cfg.tune_blocks blocks and the head fine-tuned at cfg.tune_lr for cfg.tune_epochs,
-    from the ImageNet weights and the frozen arm's trained `head`."""
+    from the ImageNet weights and the frozen arm's trained `head`, on `inputs` (cached_inputs)."""
     if cfg.tune_blocks >= BLOCKS:
         return _train_every_layer(cfg, photos, ctx, loss_fn, accuracy, head)
     size, split = photos.images.shape[1], photos.split
@@ -177,7 +189,7 @@ def train_tuned(cfg, photos: Photos, ctx, loss_fn, accuracy, head: nn.Linear) ->
     model._fc.load_state_dict(head.state_dict())
     model.to(memory_format=torch.channels_last)
     tick = time.perf_counter()
-    acts, mirrored, first = cached_inputs(cfg, model, photos, ctx.log)  # the frozen arm's: read back
+    acts, mirrored, first, _ = inputs
     y = torch.from_numpy(photos.labels.astype(np.int64))
     train = (torch.cat([acts[split["train"]], mirrored[split["train"]]]), torch.cat([y[split["train"]]] * 2))
     load_seconds = time.perf_counter() - tick

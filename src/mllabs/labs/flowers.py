@@ -165,12 +165,13 @@ def train_pretrained(cfg: Config, photos: Photos, ctx, names) -> dict:
     """The ImageNet-pretrained arms: the frozen one, then the fine-tuned one from its classifier."""
     loss_fn, accuracy = _photos.objective(cfg)
     trained = {}
-    frozen = _transfer.train_frozen(cfg, photos, ctx, loss_fn, accuracy)
+    inputs = _transfer.cached_inputs(cfg, photos, ctx.log)  # computed on the first run, then read
+    frozen = _transfer.train_frozen(cfg, photos, inputs, ctx, loss_fn, accuracy)
     _photos.log_outcome(ctx, _transfer.FROZEN, frozen)
     if _transfer.FROZEN in names:
         trained[_transfer.FROZEN] = frozen
     if _transfer.TUNED in names:
-        trained[_transfer.TUNED] = _transfer.train_tuned(cfg, photos, ctx, loss_fn, accuracy,
+        trained[_transfer.TUNED] = _transfer.train_tuned(cfg, photos, inputs, ctx, loss_fn, accuracy,
                                                          frozen["model"]._fc)
         _photos.log_outcome(ctx, _transfer.TUNED, trained[_transfer.TUNED])
     return trained
