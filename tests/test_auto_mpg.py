@@ -2,6 +2,9 @@
 
 import csv
 import json
+import subprocess
+import sys
+from importlib import metadata
 
 import pytest
 
@@ -29,8 +32,18 @@ def test_run_directory_holds_everything(finished):
             "error_histogram.png"} <= figures
     env = json.loads((run_dir / "env.json").read_text())
     assert {"seed", "torch", "device", "threads", "git_revision", "python"} <= set(env)
+    assert env["sklearn"] == metadata.version("scikit-learn")  # recorded, though auto-mpg never imports it
     assert (out / "index.html").read_text().count(run_dir.name) >= 1
     assert not list(run_dir.rglob("*.tmp"))
+
+
+def test_recording_the_versions_imports_no_library():
+    """env.json names scikit-learn's version without importing it (about 2 CPU-seconds that every
+    run, and every sweep cell's process, paid for nothing)."""
+    code = ("import sys; from mllabs import runs; runs.environment(0, 'cpu', 'x'); "
+            "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_metrics_follow_the_shared_schema(finished):
