@@ -1,8 +1,7 @@
 """notebooks/: one per lab, each .ipynb in step with its jupytext .py, and every one executed
 top to bottom on the quick profile (nbclient) in one kernel shared by all, its training step
 ending with the metrics of `mllabs run LAB --profile quick --seed 0`, digit for digit
-(by default the five cheapest; MLLABS_NOTEBOOKS=all every one, MLLABS_NOTEBOOKS=auto-mpg,flowers
-those).
+(every one; MLLABS_NOTEBOOKS=auto-mpg,flowers just those).
 
 CI (CI=true) installs mllabs[notebook]; there a missing nbclient fails instead of skipping."""
 
@@ -20,10 +19,7 @@ from mllabs.labs import LABS
 
 ROOT = Path(__file__).resolve().parent.parent / "notebooks"
 SOURCES = sorted(ROOT.glob("*.py"))
-# By default the five cheapest notebooks (about a minute in all); MLLABS_NOTEBOOKS=all executes
-# every one (all twelve brought a CI run to about 20.5 minutes on 2 cores, over its budget).
-CHEAPEST = "regularization,boston-housing,mnist-optimizers,bike-sharing,car-clustering"
-CHOSEN = os.environ.get("MLLABS_NOTEBOOKS", CHEAPEST)
+CHOSEN = os.environ.get("MLLABS_NOTEBOOKS", "all")
 EXECUTED = [p for p in SOURCES if CHOSEN == "all" or p.stem in CHOSEN.split(",")]
 TRAINED = [p.stem for p in EXECUTED]
 EYES = "eye-screening"  # needs photos: executed without (it says what to set) and with made-up ones
