@@ -101,7 +101,8 @@ def headline(lab: str, run: dict | None) -> str:
         lead = "tie at" if a - b <= spread else "lead at"  # within one seed-to-seed std: a tie
         earlier = "" if "tuning_runs" in m else (
             " (measured under the earlier protocol, 4 rates × 3 seeds, chosen and tested on the "
-            "same seeds; the grid-and-fresh-seeds protocol is not yet measured on the default profile)")
+            "same seeds; the grid-and-fresh-seeds protocol: Nesterov 98.26 ± 0.07 % over 10 fresh "
+            "seeds, 1,078 s on 2 cores without native bfloat16, [`mnist.md`](benchmarks/mnist.md))")
         return (f"{OPTIMIZER_NAMES[first]} and {OPTIMIZER_NAMES[second]} {lead} {100 * a:.2f} / "
                 f"{pct(b)} test; full-batch GD {pct(m['gd.test_accuracy'], 1)}; {wall}{earlier}")
     if lab == "bike-sharing":
