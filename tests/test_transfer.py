@@ -42,6 +42,7 @@ def test_pretrained_arms_are_compared_with_the_scratch_network(runs):
     assert m["lite0-tuned.params"] == m["lite0-frozen.params"] > 3_000_000
     md = (run_dir / "report.md").read_text()
     assert "Pretraining: lite0-" in md and "95 % interval" in md
+    assert "trained on these 140 photos alone" in md  # the run's own training photos, not the full set's
     with open(run_dir / "history.csv") as fh:
         models = {row["model"] for row in csv.DictReader(fh)}
     assert models == {"cnn", "lite0-frozen", "lite0-tuned"}

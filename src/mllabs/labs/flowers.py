@@ -148,7 +148,7 @@ def run(cfg: Config, data: FlowerPhotos, ctx) -> tuple[str, dict]:
     metrics = collect_metrics(trained)
     paired = paired_comparisons(trained, photos.labels[photos.split["test"]])
     metrics |= paired_metrics(paired)
-    _photos.describe_comparison(cfg, trained, rep, comparison_text(cfg, trained) + paired_text(paired))
+    _photos.describe_comparison(cfg, trained, rep, comparison_text(cfg, trained, len(photos.split["train"])) + paired_text(paired))
     _photos.describe_mistakes(cfg, photos, trained, rep)
     if cfg.cam_photos:
         _photos.describe_attention(cfg, photos, trained, rep, "A model that looks at petals has "
@@ -240,8 +240,9 @@ def paired_text(paired: dict) -> str:
     return "".join(parts)
 
 
-def comparison_text(cfg: Config, trained: dict) -> str:
-    """Who won and at what cost; with plain18 beside resnet18, what the skips themselves did."""
+def comparison_text(cfg: Config, trained: dict, n_train: int) -> str:
+    """Who won and at what cost; with plain18 beside resnet18, what the skips themselves did
+    (`n_train`: the training photos)."""
     text = _photos.comparison_text(trained)
     if "resnet18" in trained and "plain18" in trained:
         r, p = trained["resnet18"], trained["plain18"]
@@ -253,11 +254,12 @@ def comparison_text(cfg: Config, trained: dict) -> str:
                     if p["history"][-1]["train_loss"] > r["history"][-1]["train_loss"] else
                     "At this depth and budget the plain network trains as well; the ResNet paper's "
                     "degradation shows in deeper plain networks (try plain34)."))
-    return text + pretraining_text(cfg, trained)
+    return text + pretraining_text(cfg, trained, n_train)
 
 
-def pretraining_text(cfg: Config, trained: dict) -> str:
-    """What ImageNet pretraining bought over the best network trained from scratch, and its cost."""
+def pretraining_text(cfg: Config, trained: dict, n_train: int) -> str:
+    """What ImageNet pretraining bought over the best network trained from scratch (on `n_train`
+    photos), and its cost."""
     pretrained = [n for n in trained if n in _transfer.ARMS]
     scratch = [n for n in trained if n not in _transfer.ARMS]
     if not pretrained or not scratch:
@@ -279,7 +281,7 @@ def pretraining_text(cfg: Config, trained: dict) -> str:
                  f"{100 * (t['test_accuracy'] - f['test_accuracy']):+.1f} points, in {t['seconds']:.0f} s more.")
     text += (" The handout's 0.98 for ResNet-50 is a pretrained network's figure: what a "
              "network learned from ImageNet's 1.3 million photos carries over to flowers, "
-             "while the same architectures trained on these 2,568 photos alone stay near "
+             f"while the same architectures trained on these {n_train:,} photos alone stay near "
              "the plain CNN.")
     if p["test_accuracy"] < 0.98:
         text += (f" The pretrained network here falls short of 0.98 ({p['test_accuracy']:.1%}): it is "
