@@ -50,9 +50,10 @@ def note():
 
 
 # The slowest test files, slowest first (test-seconds on CI's 2 cores, from junit reports: on
-# c04bfc3 the notebooks took 268, test_sweep 130, test_mnist 121, the rest of this list 45-107). scripts/test hands whole files to its two workers in collection order
-# (--dist loadfile --no-loadscope-reorder): long files started first leave no worker alone with
-# one at the end. Unlisted files follow in their usual order.
+# c04bfc3 the notebooks took 268, test_sweep 130, test_mnist 121, the rest of this list 45-107).
+# scripts/test hands whole files to its two workers in collection order (--dist loadfile
+# --no-loadscope-reorder): long files started first leave no worker alone with one at the end.
+# Unlisted files follow in their usual order.
 SLOWEST_FIRST = ("test_notebooks", "test_sweep", "test_mnist", "test_sweep_cells", "test_resume",
                  "test_sweep_labs", "test_demo", "test_bad_inputs", "test_depth_study", "test_export",
                  "test_distributed", "test_activations", "test_transfer", "test_mnist_best",
