@@ -35,10 +35,12 @@ def test_an_unknown_profile_lists_the_labs_own(capsys, tmp_path):
     assert run_cli("run", "auto-mpg", "--profile", "huge", "--out", tmp_path) == 2
     assert "unknown profile 'huge'; choose one of: quick, default, full" in capsys.readouterr().err
     assert run_cli("run", "flowers", "--profile", "huge", "--out", tmp_path) == 2
-    assert "quick, default, full, finetune" in capsys.readouterr().err
+    assert "quick, default, full, scratch, finetune" in capsys.readouterr().err
     assert run_cli("config", "flowers", "--profile", "finetune") == 0
     out = capsys.readouterr().out
-    assert "profiles: quick, default, full, finetune" in out and "resnet50" in out
+    assert "profiles: quick, default, full, scratch, finetune" in out and "resnet50" in out
+    assert run_cli("config", "flowers", "--profile", "scratch") == 0
+    assert "resnet18" in capsys.readouterr().out
 
 
 def test_data_verify_and_path(capsys, data_root):
