@@ -376,6 +376,8 @@ def cmd_run(args, argv) -> int:
         return distributed.launch(argv, args.nproc, args.nnodes, args.rdzv_endpoint)
     results, skipped = [], []
     running = [n for n in names if not (args.lab == "all" and getattr(get_lab(n), "USER_DATA", False))]
+    if not (args.quiet or args.sets or args.resume) and os.environ.get("RANK", "0") == "0":
+        announce_expected_time(running, args.profile or "default", args.device)
     for name in names:
         if name not in running:
             skipped.append(name)  # its data is the user's to bring; `all` cannot supply it
@@ -400,6 +402,16 @@ def cmd_run(args, argv) -> int:
         print(f"{name}: skipped (it needs your own data: mllabs run {name} --data-dir PATH)")
     print(f"all runs: {args.out / 'index.html'}")
     return 0 if completed else 1
+
+
+def announce_expected_time(labs: list[str], profile: str, device: str | None) -> None:
+    """Before a long wait: this machine's CPU features and the time expected here (estimate.py)."""
+    from mllabs.estimate import announce
+    from mllabs.train import resolve_device
+
+    text = announce(labs, profile, resolve_device(device or "auto"))
+    if text:
+        print("\n".join(f"mllabs: {line}" for line in text.splitlines()), file=sys.stderr, flush=True)
 
 
 def print_ending(result: dict, position: tuple[int, int] | None) -> None:
