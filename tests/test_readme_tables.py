@@ -52,3 +52,17 @@ def test_a_lab_missing_from_the_record_says_so(tables):
     record["result"]["rounds"][0] = [r for r in record["result"]["rounds"][0] if r["lab"] != "bike-sharing"]
     assert "| `bike-sharing` |" in tables.lab_table(record)
     assert "not measured in the suite record" in tables.lab_table(record)
+
+
+def test_the_time_table_takes_its_times_from_both_records(tables):
+    record, reference = tables.suite_record(), tables.reference_times()
+    table = tables.time_table(record, reference)
+    flowers = reference["labs"]["flowers"]["default"]["seconds"]
+    assert f"| `flowers` | {tables.duration(flowers)} |" in table
+    changed = copy.deepcopy(reference)
+    changed["labs"]["flowers"]["default"]["seconds"] = flowers + 600
+    assert f"| `flowers` | {tables.duration(flowers + 600)} |" in tables.time_table(record, changed)
+    # a lab whose default changed since the suite record is marked, with what changed
+    row = next(line for line in table.splitlines() if line.startswith("| `flowers` |"))
+    mark = row.rsplit("(", 1)[1].split(")")[0]
+    assert f"{mark}: flowers, then CNN and ResNet-18" in table

@@ -312,8 +312,8 @@ HEADLINE = "cnn.test_accuracy"
 KEY_FIGURE = "curves"
 TRY_NEXT = [
     ("--profile scratch", "the plain CNN against ResNet-18, both from scratch at 96 px for 35 "
-     "epochs (about 40 minutes on 2 CPU cores without AVX-512): does a residual network win on "
-     "2,568 photos?"),
+     "epochs (on 2 CPU cores about 40 minutes with AVX-512, 50-55 with AVX2 only): does a "
+     "residual network win on 2,568 photos?"),
     ("--set models=cnn,resnet18,plain18 --set image_size=96", "the ResNet without its skip "
      "connections, everything else equal"),
     ("--set transfer_size=224", "the pretrained arms at the resolution the weights were trained at "
