@@ -6,7 +6,8 @@ bfloat16 and the number of cores move it 2-5x, and convolutions and dense layers
 different factors. So two short training steps, one of each kind and in the arithmetic the labs
 themselves would pick (bfloat16 only where the CPU computes it natively), are timed here and on
 the reference machine; a lab's expected time is its reference time scaled by the ratio for its
-kind. Measured against whole runs it is an estimate to within about a quarter, not a promise.
+kind. A calibration of two seconds swings by up to a fifth on a busy or shared machine, so the
+estimate is good to about a quarter, not a promise.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ the same seeded, stratified split, EfficientNet-Lite0 pretrained on ImageNet, us
 (only a new classifier trained on its features) and fine-tuned (its top block and head, at a low
 rate, on the cached output of the frozen blocks below; `--set tune_blocks=16` fine-tunes every
 layer). `--profile scratch` trains the CNN and ResNet-18 from scratch with the same augmentation
-and budget instead, and `--set models=cnn,resnet18,plain18` adds the same ResNet without its skip
-connections, which isolates what the residual connection itself does. The report puts the networks
+and budget instead, and `--profile scratch --set models=cnn,resnet18,plain18` adds the same
+ResNet without its skip connections, which isolates what the residual connection itself does. The report puts the networks
 side by side (size, operations, accuracy with its interval, time), shows where each goes wrong
 and, with Grad-CAM, what each looks at.
 
