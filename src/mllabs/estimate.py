@@ -89,10 +89,11 @@ def reference() -> dict:
 def expected_seconds(lab: str, speeds: dict[str, float], profile: str = "default") -> float | None:
     """The lab's reference time scaled to a machine whose calibration gave `speeds`; None where
     the lab's profile was not timed on the reference machine."""
-    entry = reference()["labs"].get(lab, {}).get(profile)
+    ref = reference()
+    entry = ref["labs"].get(lab, {}).get(profile)
     if entry is None:
         return None
-    return entry["seconds"] * reference()["calibration"][entry["kind"]] / speeds[entry["kind"]]
+    return entry["seconds"] * ref["calibration"][entry["kind"]] / speeds[entry["kind"]]
 
 
 def minutes(seconds: float) -> str:

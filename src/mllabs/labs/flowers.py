@@ -8,9 +8,9 @@ the same seeded, stratified split, EfficientNet-Lite0 pretrained on ImageNet, us
 rate, on the cached output of the frozen blocks below; `--set tune_blocks=16` fine-tunes every
 layer). `--profile scratch` trains the CNN and ResNet-18 from scratch with the same augmentation
 and budget instead, and `--profile scratch --set models=cnn,resnet18,plain18` adds the same
-ResNet without its skip connections, which isolates what the residual connection itself does. The report puts the networks
-side by side (size, operations, accuracy with its interval, time), shows where each goes wrong
-and, with Grad-CAM, what each looks at.
+ResNet without its skip connections, which isolates what the residual connection itself does.
+The report puts the networks side by side (size, operations, accuracy with its interval, time),
+shows where each goes wrong and, with Grad-CAM, what each looks at.
 
 The mechanics it shares with the eye-screening lab (decoding and splitting the photos, the
 training loop over the models, the comparison pages, predict) are in `_photos.py`.
@@ -151,7 +151,8 @@ def run(cfg: Config, data: FlowerPhotos, ctx) -> tuple[str, dict]:
     metrics = collect_metrics(trained)
     paired = paired_comparisons(trained, photos.labels[photos.split["test"]])
     metrics |= paired_metrics(paired)
-    _photos.describe_comparison(cfg, trained, rep, comparison_text(cfg, trained, len(photos.split["train"])) + paired_text(paired))
+    text = comparison_text(cfg, trained, len(photos.split["train"])) + paired_text(paired)
+    _photos.describe_comparison(cfg, trained, rep, text)
     _photos.describe_mistakes(cfg, photos, trained, rep)
     if cfg.cam_photos:
         _photos.describe_attention(cfg, photos, trained, rep, "A model that looks at petals has "
