@@ -17,7 +17,7 @@ from mllabs.data import store
 from mllabs.errors import DataError, UserError
 from mllabs.models import count_macs, summary
 from mllabs.models import resnet as R
-from mllabs.models.cnn import PlainCNN, WordDropout
+from mllabs.models.cnn import PlainCNN
 from mllabs.models.gradcam import cam_layer, grad_cam, overlay
 
 # torchvision's counts with 1000 classes
@@ -166,33 +166,6 @@ def test_plain_cnn_layout():
 
 
 # ----------------------------------------------------------------------- multiply-accumulates
-
-def test_word_dropout_drops_the_share_asked_and_keeps_the_mean():
-    """DigitNet's dropout: the share dropped is p (to sampling noise), kept values are scaled by
-    1/(1-p), the gradient passes only where the value was kept, the mask follows the seed, and
-    outside training it does nothing."""
-    x = torch.ones(400, 4704, requires_grad=True)
-    for p in (0.1, 0.5):
-        layer = WordDropout(p)
-        torch.manual_seed(0)
-        out = layer(x)
-        dropped = float((out == 0).float().mean())
-        assert dropped == pytest.approx(p, abs=0.003), p  # 1.9 M draws: the noise is < 0.0004
-        assert out.unique().tolist() == [0.0, pytest.approx(1 / (1 - p))]
-        out.sum().backward()
-        assert torch.equal(x.grad, out.detach()), p
-        x.grad = None
-        torch.manual_seed(0)
-        assert torch.equal(layer(x), out), p
-        torch.manual_seed(1)
-        assert not torch.equal(layer(x), out), p
-    # neighbouring draws are independent: the 16-bit quarters of one random word do not agree
-    torch.manual_seed(0)
-    kept = (WordDropout(0.5)(torch.ones(300_000)) != 0).float().view(-1, 3)
-    assert float((kept[:, 0] == kept[:, 1]).float().mean()) == pytest.approx(0.5, abs=0.01)
-    layer = WordDropout(0.3).eval()
-    assert layer(x) is x
-
 
 def test_count_macs_by_hand():
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),

@@ -3,13 +3,7 @@ plain CNN of the flowers lab (conv-BN-ReLU-pool blocks, then a dense head)."""
 
 from __future__ import annotations
 
-import sys
-
-import torch
 from torch import nn
-
-# the three low 16-bit quarters of an int64 (the top one's first bit is always 0)
-LOW_QUARTERS = slice(0, 3) if sys.byteorder == "little" else slice(1, 4)
 
 
 class ShallowCNN(nn.Sequential):
@@ -55,27 +49,6 @@ class PlainCNN(nn.Module):
         return self.head(self.pool(self.features(x)))
 
 
-class WordDropout(nn.Dropout):
-    """nn.Dropout whose mask is cut from 64-bit random words, three 16-bit draws from each.
-
-    PyTorch's CPU dropout draws one number per element from a scalar Mersenne Twister: for
-    DigitNet's 128 × 4,704 flattened features that was 12.7 ms of a 64 ms training step held
-    to AVX2 (torch.profiler, aten::bernoulli_). Whole words cost about a third as many draws,
-    from the same seeded generator (so --resume, which restores it, stays exact); the drop
-    probability is rounded to 1/65,536."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        if x.device.type != "cpu" or self.p >= 1:  # GPUs draw fast already
-            return super().forward(x)
-        n = x.numel()
-        words = torch.empty((n + 2) // 3, dtype=torch.int64).random_()  # uniform on [0, 2**63)
-        draws = words.view(torch.int16).view(-1, 4)[:, LOW_QUARTERS].reshape(-1)[:n]
-        keep = draws.view(x.shape) >= round(self.p * 65536) - 32768
-        return x * keep.to(x.dtype).mul_(1 / (1 - self.p))
-
-
 class DigitNet(nn.Module):
     """The small, fast CNN of mnist-best: stages of conv 3×3 → batch norm → ReLU (`depth` per
     stage) with a 2×2 max pool between stages, then dropout and one linear layer over the
@@ -99,7 +72,7 @@ class DigitNet(nn.Module):
                 cin = width
         self.features = nn.Sequential(*layers)
         side = 28 // 2 ** (len(widths) - 1)
-        self.head = nn.Sequential(nn.Flatten(), WordDropout(dropout), nn.Linear(cin * side * side, num_classes))
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin * side * side, num_classes))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
