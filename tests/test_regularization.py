@@ -126,3 +126,21 @@ def test_figure_conclusions_follow_made_up_numbers():
     assert "shrinks from 0.2000 at λ = 0 to 0.0500 at λ = 0.3" in gap_conclusion({0.0: 0.2, 0.01: 0.1, 0.3: 0.05})
     assert "grows from 0.0500" in gap_conclusion({0.0: 0.05, 0.3: 0.2})
     assert "barely moves" in gap_conclusion({0.0: 0.2006, 0.01: 0.1999})
+
+
+def test_a_network_of_the_users_own_trains_one_at_a_time_with_every_figure(tmp_path):
+    """The lab's own MLPs train stacked (tests/test_stacked.py checks that against fit()); a
+    network of the user's own (model=) cannot be stacked and trains one at a time with fit():
+    the run reports the same figures for it, from its own training."""
+    import mllabs
+    from mllabs.models.mlp import MLP
+
+    sets = {"weight_decays": (0.0, 0.03), "epochs": 2}
+    ours = mllabs.run("regularization", profile="quick", seed=0, out=tmp_path, progress=False, **sets)
+    made = []
+    yours = mllabs.run("regularization", profile="quick", seed=0, out=tmp_path, progress=False,
+                       model=lambda: made.append(MLP(784, (24,), 10)) or made[-1], **sets)
+    assert len(made) == 2 and yours.status == ours.status == "completed"
+    assert set(yours.metrics) == set(ours.metrics)
+    assert yours.metrics["wd_0.03.weight_norm"] < yours.metrics["wd_0.weight_norm"]
+    assert all(p.grad is not None for p in made[0].parameters())  # the user's module itself trained

@@ -23,12 +23,12 @@ def digits():
     return (x[:600], y[:600]), (x[600:], y[600:])
 
 
-def train_alone(arm, train, val, epochs=2, schedule="cosine"):
+def train_alone(arm, train, val, epochs=2, schedule="cosine", loss_fn=cross_entropy):
     torch.manual_seed(arm.seed)
     model = MLP(784, (16,), 10)
     cfg = TrainConfig(epochs=epochs, batch_size=64, optimizer=arm.optimizer, lr=arm.lr, seed=arm.seed,
                       weight_decay=arm.weight_decay, schedule=schedule)
-    result = fit(model, train, cfg, loss_fn=cross_entropy, metrics={"accuracy": accuracy}, val=val,
+    result = fit(model, train, cfg, loss_fn=loss_fn, metrics={"accuracy": accuracy}, val=val,
                  restore_best=False, progress=False)
     return model.state_dict(), result
 
@@ -50,6 +50,23 @@ def test_each_rule_trains_every_network_as_fit_would(rule, digits):
             assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
             assert mine["lr"] == pytest.approx(theirs["lr"])
         assert result.updates == alone.updates
+
+
+def test_the_squared_error_loss_trains_every_network_as_fit_would(digits):
+    """loss="mse" (the regularization lab's squared error of the probabilities): the same
+    weights and the same per-epoch validation loss as fit() with that loss alone."""
+    from mllabs.labs.regularization import squared_error
+
+    train, val = digits
+    arms = [Arm("momentum", 0.05, 3, 1e-3), Arm("momentum", 0.01, 4, 0.0)]
+    stacked = train_stack(arms, (16,), train, epochs=2, batch_size=64, schedule="constant",
+                          sets={"val": val}, loss="mse")
+    for arm, result in zip(arms, stacked):
+        weights, alone = train_alone(arm, train, val, schedule="constant", loss_fn=squared_error)
+        for key, value in weights.items():
+            assert torch.allclose(result.weights[key], value, atol=5e-5), key
+        for mine, theirs in zip(result.history, alone.history):
+            assert mine["val_loss"] == pytest.approx(theirs["val_loss"], rel=1e-4)
 
 
 def test_a_diverging_network_leaves_the_others_untouched(digits):

@@ -31,6 +31,17 @@ ADAGRAD_EPS = 1e-10
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 RULES = ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "exponential", "piecewise")
+LOSSES = ("cross_entropy", "mse")
+
+
+def example_losses(out: torch.Tensor, target: torch.Tensor, loss: str = "cross_entropy") -> torch.Tensor:
+    """Each network's loss on each example, (N, B), from logits (N, B, classes): cross-entropy,
+    or "mse", the squared error of the softmax probabilities against the one-hot target (as
+    labs.regularization.squared_error, there averaged over the batch)."""
+    if loss == "mse":
+        probs = torch.softmax(out, 2)
+        return (probs - nn.functional.one_hot(target, out.shape[2]).to(probs.dtype)).pow(2).sum(2)
+    return nn.functional.cross_entropy(out.transpose(1, 2), target, reduction="none")
 
 
 @dataclass
@@ -190,14 +201,15 @@ class StackedRule:
         self.step_count, self.state = saved["step"], saved["state"]
 
 
-def _evaluate(model: StackedMLP, x: torch.Tensor, y: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """Mean cross-entropy and accuracy of every network on (x, y): a (N, 2) tensor."""
+def _evaluate(model: StackedMLP, x: torch.Tensor, y: torch.Tensor, loss_name: str = "cross_entropy",
+              chunk: int = 4096) -> torch.Tensor:
+    """Mean loss and accuracy of every network on (x, y): a (N, 2) tensor."""
     sums = torch.zeros(len(model.weights[0]), 2, device=x.device)
     with torch.no_grad():
         for start in range(0, len(x), chunk):
             out = model(x[start:start + chunk])
             target = y[start:start + chunk].expand(out.shape[0], -1)
-            loss = nn.functional.cross_entropy(out.transpose(1, 2), target, reduction="none").sum(1)
+            loss = example_losses(out, target, loss_name).sum(1)
             hits = (out.argmax(2) == target).sum(1)
             sums += torch.stack([loss, hits.float()], 1)
     return sums / len(x)
@@ -207,19 +219,22 @@ def train_stack(arms: list[Arm], hidden: tuple[int, ...], train: tuple[torch.Ten
                 *, epochs: int, batch_size: int, schedule: str = "constant", gamma: float = 0.9,
                 milestones: tuple[int, ...] = (), factor: float = 0.1,
                 sets: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
-                session: Session | None = None, label: str = "", progress=None,
-                device: torch.device | None = None) -> list[ArmResult]:
+                loss: str = "cross_entropy", session: Session | None = None, label: str = "",
+                progress=None, device: torch.device | None = None) -> list[ArmResult]:
     """Train one MLP per arm, all with the same update rule, as one stacked model.
 
     Every network sees its seed's batch order (the permutation fit() draws from
     torch.Generator().manual_seed(seed)); `gd` uses the whole training set as one batch.
-    `sets` (e.g. val, test) are evaluated after every epoch. A network whose loss stops being
+    `sets` (e.g. val, test) are evaluated after every epoch; `loss` (example_losses) is what is
+    trained on and reported, in every set. A network whose loss stops being
     finite is recorded as diverged and frozen; the others go on. With a session the stack's state
     is saved after epochs and found again on --resume, as fit() does."""
     rules = {a.optimizer for a in arms}
     if len(rules) != 1:
         raise ValueError(f"one update rule per stack, got {sorted(rules)}")
     rule_name = rules.pop()
+    if loss not in LOSSES:
+        raise UserError(f"unknown loss {loss!r}; choose {', '.join(LOSSES)}")
     device = device or torch.device("cpu")
     x, y = train[0].flatten(1).to(device), train[1].to(device)
     n, count = len(arms), len(x)
@@ -239,7 +254,7 @@ def train_stack(arms: list[Arm], hidden: tuple[int, ...], train: tuple[torch.Ten
     sets = {k: (v[0].flatten(1).to(device), v[1].to(device)) for k, v in (sets or {}).items()}
     store = session.state_file({"label": label, "arms": [vars(a) for a in arms], "hidden": list(hidden),
                                 "examples": count, "batch_size": size, "epochs": epochs,
-                                "schedule": schedule, "layout": "in-out"}) if session is not None else None
+                                "schedule": schedule, "loss": loss, "layout": "in-out"}) if session is not None else None
     first, earlier = 1, 0.0
     if store is not None and (saved := store.load()) is not None:
         model.load_state_dict(saved["model"])
@@ -269,7 +284,7 @@ def train_stack(arms: list[Arm], hidden: tuple[int, ...], train: tuple[torch.Ten
             for xb, yb in chunks:
                 out = model(xb)
                 target = yb.expand(n, -1) if yb.dim() == 1 else yb
-                losses = nn.functional.cross_entropy(out.transpose(1, 2), target, reduction="none")
+                losses = example_losses(out, target, loss)
                 per_net = losses.sum(1) / (end - start)
                 per_net.sum().backward()  # networks are independent: each gets its own gradient
                 with torch.no_grad():
@@ -280,7 +295,7 @@ def train_stack(arms: list[Arm], hidden: tuple[int, ...], train: tuple[torch.Ten
             rows = [{"epoch": epoch, "train_loss": float(means[i, 0]), "train_accuracy": float(means[i, 1])}
                     for i in range(n)]
             for set_name, (xs, ys) in sets.items():
-                scores = _evaluate(model, xs, ys)
+                scores = _evaluate(model, xs, ys, loss)
                 for i in range(n):
                     rows[i].update({f"{set_name}_loss": float(scores[i, 0]),
                                     f"{set_name}_accuracy": float(scores[i, 1])})
