@@ -62,7 +62,7 @@ def test_the_time_table_takes_its_times_from_both_records(tables):
     changed = copy.deepcopy(reference)
     changed["labs"]["flowers"]["default"]["seconds"] = flowers + 600
     assert f"| `flowers` | {tables.duration(flowers + 600)} |" in tables.time_table(record, changed)
-    # a lab whose default changed since the suite record is marked, with what changed
+    # a lab changed since the suite record is marked, with what changed
     row = next(line for line in table.splitlines() if line.startswith("| `flowers` |"))
     mark = row.rsplit("(", 1)[1].split(")")[0]
-    assert f"{mark}: flowers, then CNN and ResNet-18" in table
+    assert f"{mark}: flowers, the default was then CNN and ResNet-18" in table
