@@ -69,7 +69,7 @@ class StackedMLP(nn.Module):
 
     Each weight is kept as (N, in, out), the transpose of nn.Linear's: the forward product then
     needs no transposed view, so its gradient comes out of the batched product in the weight's
-    own layout instead of being copied into it (a fifth of a step for 16 networks of 784-256-10)."""
+    own layout instead of being copied into it, a whole weight's copy every step."""
 
     def __init__(self, in_features: int, hidden: tuple[int, ...], out_features: int, seeds: list[int]):
         super().__init__()
@@ -254,7 +254,8 @@ def train_stack(arms: list[Arm], hidden: tuple[int, ...], train: tuple[torch.Ten
     sets = {k: (v[0].flatten(1).to(device), v[1].to(device)) for k, v in (sets or {}).items()}
     store = session.state_file({"label": label, "arms": [vars(a) for a in arms], "hidden": list(hidden),
                                 "examples": count, "batch_size": size, "epochs": epochs,
-                                "schedule": schedule, "loss": loss, "layout": "in-out"}) if session is not None else None
+                                "schedule": schedule, "loss": loss, "layout": "in-out"}) \
+        if session is not None else None
     first, earlier = 1, 0.0
     if store is not None and (saved := store.load()) is not None:
         model.load_state_dict(saved["model"])

@@ -178,7 +178,8 @@ def train_runs(cfg: Config, ctx, train, test, loss_fn) -> dict[float, list[dict]
     (mllabs.run(..., model=...)) cannot be stacked and trains one at a time."""
     decays = {wd: [cfg.seed + k for k in range(cfg.seeds)] for wd in cfg.weight_decays}
     if ctx.user_network is None:
-        arms = [stacked.Arm(cfg.optimizer, cfg.lr, seed, wd) for wd, seeds in decays.items() for seed in seeds]
+        arms = [stacked.Arm(cfg.optimizer, cfg.lr, seed, wd)
+                for wd, seeds in decays.items() for seed in seeds]
         ctx.log(f"training {len(arms)} networks ({len(decays)} weight decays × {cfg.seeds} seeds) "
                 f"together, {cfg.epochs} epochs")
         done = stacked.train_stack(
@@ -191,8 +192,9 @@ def train_runs(cfg: Config, ctx, train, test, loss_fn) -> dict[float, list[dict]
             model = MLP(784, cfg.hidden, 10).to(ctx.device)
             if r.weights is not None:
                 model.load_state_dict(r.weights)
-            results[r.arm.weight_decay].append({"seed": r.arm.seed, "status": r.status, "history": r.history,
-                                                "seconds": r.seconds, "model": model})
+            results[r.arm.weight_decay].append({"seed": r.arm.seed, "status": r.status,
+                                                "history": r.history, "seconds": r.seconds,
+                                                "model": model})
         return results
     results = {}
     for wd, seeds in decays.items():
@@ -215,8 +217,9 @@ def progress_line(ctx):
     def show(epoch: int, epochs: int, alive: list) -> None:
         if epoch % max(1, epochs // 4) == 0 or epoch == epochs:
             losses = [r.history[-1]["trainset_loss"] for r in alive]
-            ctx.log(f"epoch {epoch}/{epochs}: training loss {min(losses):.4f}–{max(losses):.4f} "
-                    f"over {len(alive)} networks" if alive else f"epoch {epoch}/{epochs}: every network diverged")
+            ctx.log(f"epoch {epoch}/{epochs}: " + (
+                f"training loss {min(losses):.4f}–{max(losses):.4f} over {len(alive)} networks"
+                if alive else "every network diverged"))
     return show
 
 
