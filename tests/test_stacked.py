@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mllabs import stacked
 from mllabs.config import TrainConfig
 from mllabs.models.mlp import MLP
 from mllabs.session import OutOfTime, Session
@@ -33,15 +34,19 @@ def train_alone(arm, train, val, epochs=2, schedule="cosine", loss_fn=cross_entr
     return model.state_dict(), result
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused kernels", "written out"])
 @pytest.mark.parametrize("rule", RULES)
-def test_each_rule_trains_every_network_as_fit_would(rule, digits):
+def test_each_rule_trains_every_network_as_fit_would(rule, fused, digits, monkeypatch):
     """Two networks with different rates, seeds and weight decay, stacked: each ends where fit()
-    with torch.optim takes it alone (up to float rounding), with the same history."""
+    with torch.optim takes it alone (up to float rounding), with the same history; through
+    PyTorch's fused kernels (CPU and CUDA) and through the rule written out (other devices)."""
+    if not fused:
+        monkeypatch.setattr(stacked, "FUSED", ())
     train, val = digits
     arms = [Arm(rule, 0.05, 3, 0.01 if rule == "adamw" else 0.0), Arm(rule, 0.01, 4, 1e-3)]
-    stacked = train_stack(arms, (16,), train, epochs=2, batch_size=64, schedule="cosine",
-                          sets={"val": val})
-    for arm, result in zip(arms, stacked):
+    together = train_stack(arms, (16,), train, epochs=2, batch_size=64, schedule="cosine",
+                           sets={"val": val})
+    for arm, result in zip(arms, together):
         weights, alone = train_alone(arm, train, val)
         for key, value in weights.items():
             assert torch.allclose(result.weights[key], value, atol=5e-5), (rule, key)
@@ -59,9 +64,9 @@ def test_the_squared_error_loss_trains_every_network_as_fit_would(digits):
 
     train, val = digits
     arms = [Arm("momentum", 0.05, 3, 1e-3), Arm("momentum", 0.01, 4, 0.0)]
-    stacked = train_stack(arms, (16,), train, epochs=2, batch_size=64, schedule="constant",
+    together = train_stack(arms, (16,), train, epochs=2, batch_size=64, schedule="constant",
                           sets={"val": val}, loss="mse")
-    for arm, result in zip(arms, stacked):
+    for arm, result in zip(arms, together):
         weights, alone = train_alone(arm, train, val, schedule="constant", loss_fn=squared_error)
         for key, value in weights.items():
             assert torch.allclose(result.weights[key], value, atol=5e-5), key

@@ -6,8 +6,8 @@ and a dozen tiny optimizer calls; stacked, the weights of N networks are one (N,
 tensor, a step is one batched product per layer and one elementwise update per tensor, and the
 arithmetic per network is unchanged. Each network still gets exactly what fit() would give it:
 the initial weights MLP draws under torch.manual_seed(seed), its own seeded batch order, its own
-learning rate and schedule, PyTorch's update rule written out (tests/test_stacked.py checks each
-against torch.optim step by step).
+learning rate and schedule, PyTorch's update rule (its fused kernels, or the rule written out
+where it has none; tests/test_stacked.py checks each against torch.optim step by step).
 """
 
 from __future__ import annotations
@@ -127,7 +127,8 @@ def lr_factor(schedule: str, epoch: int, epochs: int, gamma: float = 0.9,
 
 class StackedRule:
     """One update rule applied to every network of a stack, each at its own learning rate and
-    weight decay: PyTorch's algorithm (torch.optim's documentation) written for stacked tensors."""
+    weight decay: PyTorch's fused kernel, called per network on its slices (FUSED), or its
+    algorithm (torch.optim's documentation) written for stacked tensors (RMSProp, other devices)."""
 
     def __init__(self, name: str, params: list[nn.Parameter], lrs: torch.Tensor, decays: torch.Tensor):
         if name not in RULES:
