@@ -65,7 +65,7 @@ def test_the_squared_error_loss_trains_every_network_as_fit_would(digits):
     train, val = digits
     arms = [Arm("momentum", 0.05, 3, 1e-3), Arm("momentum", 0.01, 4, 0.0)]
     together = train_stack(arms, (16,), train, epochs=2, batch_size=64, schedule="constant",
-                          sets={"val": val}, loss="mse")
+                           sets={"val": val}, loss="mse")
     for arm, result in zip(arms, together):
         weights, alone = train_alone(arm, train, val, schedule="constant", loss_fn=squared_error)
         for key, value in weights.items():

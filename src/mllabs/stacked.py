@@ -136,8 +136,9 @@ class StackedRule:
         self.name, self.params, self.step_count = name, params, 0
         self.lrs, self.decays = lrs, decays  # (N,) each
         self.state: list[dict[str, torch.Tensor]] = [{} for _ in params]
-        self.scratch = [torch.empty_like(p) if name in ("adagrad", "rmsprop", "adam", "adamw") else None
-                        for p in params]  # one work tensor per weight, never saved
+        self.fused = name in FUSED and params[0].device.type in ("cpu", "cuda")
+        self.scratch = [torch.empty_like(p) if name in ("adagrad", "rmsprop", "adam", "adamw")
+                        and not self.fused else None for p in params]  # work tensors, never saved
 
     def _per_net(self, values: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return values.view(-1, *([1] * (p.dim() - 1)))
@@ -152,7 +153,7 @@ class StackedRule:
         arithmetic."""
         self.step_count += 1
         t = self.step_count
-        if self.name in FUSED and self.params[0].device.type in ("cpu", "cuda"):
+        if self.fused:
             self._fused_step(scale, t)
             return
         decayed = bool((self.decays != 0).any())
