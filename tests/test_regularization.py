@@ -105,6 +105,7 @@ def test_squared_error_of_probabilities():
     (("weight_decays=0,-0.001",), "weight_decays=-0.001 is below its minimum 0.0"),
     (("weight_decay=0.01",), "this lab sweeps weight_decays"),
     (("weight_decays=0.1,0.1",), "lists a value twice"),
+    (("patience=3",), "leave patience at 0"),
 ])
 def test_bad_options_end_with_exit_2(tmp_path, capsys, sets, fragment):
     args = [a for s in sets for a in ("--set", s)]

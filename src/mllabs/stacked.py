@@ -35,6 +35,14 @@ SCHEDULES = ("constant", "cosine", "exponential", "piecewise")
 LOSSES = ("cross_entropy", "mse")
 
 
+def refuse_early_stopping(patience: int) -> None:
+    """Stacked networks all train every epoch: a lab trained this way refuses `patience` in one
+    line before anything runs, rather than ignoring it."""
+    if patience:
+        raise UserError(f"patience={patience}: this lab trains its networks together for every "
+                        "epoch, so it cannot stop one early; leave patience at 0")
+
+
 def example_losses(out: torch.Tensor, target: torch.Tensor, loss: str = "cross_entropy") -> torch.Tensor:
     """Each network's loss on each example, (N, B), from logits (N, B, classes): cross-entropy,
     or "mse", the squared error of the softmax probabilities against the one-hot target (as

@@ -24,7 +24,7 @@ from mllabs.data import mnist
 from mllabs.labs import _mnist
 from mllabs.models.mlp import MLP
 from mllabs.report import figures, mean_std
-from mllabs.stacked import SCHEDULES, Arm, train_stack
+from mllabs.stacked import SCHEDULES, Arm, refuse_early_stopping, train_stack
 from mllabs.stats import mean_interval
 
 NAME = "mnist-optimizers"
@@ -96,6 +96,7 @@ def layer_names(cfg: Config) -> dict:
 
 
 def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
+    refuse_early_stopping(cfg.patience)
     data = mnist.load(data_dir)
     _mnist.check_sizes(cfg, data)
     return data

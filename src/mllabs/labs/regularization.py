@@ -97,6 +97,7 @@ def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
                         "rather than weight_decay")
     if not cfg.hidden:
         raise UserError("hidden is empty; give at least one hidden layer width, e.g. --set hidden=256")
+    stacked.refuse_early_stopping(cfg.patience)
     data = mnist.load(data_dir)
     _mnist.check_sizes(cfg, data, all_train=True)
     return data
