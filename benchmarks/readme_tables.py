@@ -57,7 +57,7 @@ SHOWS = {
     "eye-screening": "LeNet-5 vs ResNet on your own two-class fundus folder (iChallenge-PM layout), "
                      "sensitivity/specificity, ROC",
 }
-# Labs whose default profile does other work than when the suite record was measured
+# Labs whose default profile, or the code that runs it, changed since the suite record was measured
 CHANGED_SINCE_RECORD = {
     "flowers": "the default was then CNN and ResNet-18 from scratch, 40 epochs at 96 px, no "
                "pretrained arms",
