@@ -48,3 +48,27 @@ def test_lenet_table_and_headline_use_those_medians(runner):
     headline = runner.lenet_headline(bench)
     assert "fastest peer PyTorch (Dataset + DataLoader), 28.0 s" in headline
     assert "7.0 s (4.00× faster)" in headline and "Not reaching 99.0 % within the budget: Slow peer" in headline
+
+
+def race_run(seconds, *, side, epochs):
+    return dict(lenet_run(seconds, epochs=epochs), side=side, schedule_epochs=epochs, train_examples=55000)
+
+
+def test_race_times_each_side_with_its_fewest_epochs_that_reach_99_on_four_of_five_seeds(runner):
+    variants = {
+        "recipe, 1 epoch": [race_run(s, side="recipe", epochs=1) for s in (11.0, None, None, 12.0, None)],
+        "recipe, 2 epochs": [race_run(s, side="recipe", epochs=2) for s in (24.0, 23.0, 25.0, 22.0, 30.0)],
+        "mllabs, 3 epochs": [race_run(s, side="mllabs", epochs=3) for s in (19.0, 18.0, 20.0, None, 17.0)],
+        "mllabs, 2 epochs": [race_run(s, side="mllabs", epochs=2) for s in (12.0, None, None, 13.0, 14.0)],
+    }
+    # the recipe's 1-epoch schedule reached 99 % on 2 seeds only; mllabs' 2-epoch one on 3
+    assert runner.race_choice(variants, "recipe", 4) == ("recipe, 2 epochs", 24.0)
+    assert runner.race_choice(variants, "mllabs", 4) == ("mllabs, 3 epochs", 19.0)  # the miss counts as never
+    cls = {"env": {}, "floor": [{"macs_per_second_best": 100e9, "lenet_forward_macs": 416520}],
+           "variants": variants}
+    assert "**1.26×** faster" in runner.race_sentence("held to AVX2", cls, 4)
+    table = "\n".join(runner.render_race({"classes": {"held to AVX2": cls}, "seeds": 5, "min_reached": 4}))
+    row = next(line for line in table.splitlines() if "mllabs, 3 epochs" in line)
+    assert "| 4/5 |" in row and "2.9× (0.69 s)" in row  # 2.0 s per epoch against 3 × 416,520 × 55,000 at 100 G/s
+    nobody = {"env": {}, "floor": [], "variants": {k: v for k, v in variants.items() if "1 epoch" in k}}
+    assert "no ratio" in runner.race_sentence("as is", nobody, 4)
