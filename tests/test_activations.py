@@ -10,7 +10,7 @@ from digit_images import render_digits
 
 from mllabs.data import mnist
 from mllabs.models.inspect import BatchRecorder, GradientRecorder, weight_layers
-from mllabs.models.lenet import LeNet5
+from mllabs.models.lenet import LeNet5, channels_last_lenet
 
 LAYERS = ["conv1", "conv2", "fc1", "fc2", "fc3"]
 
@@ -117,3 +117,26 @@ def test_figure_conclusions_follow_made_up_numbers():
     assert "(1 seed(s) never)" in plateau_conclusion({"sigmoid": [None, 700]}, 900)
     assert gradient_conclusion(1, "conv1", "fc3", 129.0, 0.096).endswith("129 times sigmoid's and its fc3 gradient 0.096 times: the gap opens towards the input.")
     assert gradient_conclusion(1, "conv1", "fc3", 0.01, 1.0).endswith("the gap narrows towards the input.")
+
+
+def test_the_labs_channels_last_lenet_is_the_same_function_and_checkpoint():
+    """Both MNIST LeNet labs train channels-last (faster on CPU); the layout must change neither
+    what the network computes nor what its checkpoint holds."""
+    for act in ("relu", "sigmoid"):
+        torch.manual_seed(3)
+        fast = channels_last_lenet(act)
+        torch.manual_seed(3)
+        plain = LeNet5(act)
+        conv2 = 3  # conv1's weight has one input channel: both layouts at once
+        assert fast.features[conv2].weight.is_contiguous(memory_format=torch.channels_last)
+        assert not plain.features[conv2].weight.is_contiguous(memory_format=torch.channels_last)
+        x = torch.randn(32, 1, 32, 32)
+        y = torch.randint(0, 10, (32,))
+        for net in (fast, plain):
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+        torch.testing.assert_close(fast(x), plain(x), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fast.features[conv2].weight.grad, plain.features[conv2].weight.grad,
+                                   rtol=1e-3, atol=1e-6)
+        reloaded = LeNet5(act)
+        reloaded.load_state_dict(fast.state_dict())
+        torch.testing.assert_close(reloaded(x), plain(x), rtol=1e-4, atol=1e-5)

@@ -82,7 +82,7 @@ def timed_evaluate(*a, **kw):
 
 mtrain.evaluate = timed_evaluate
 torch.manual_seed(cfg.seed)
-model = mnist_lenet.build(cfg)  # the lab's network, channels-last from batch 64 up
+model = mnist_lenet.build(cfg)  # the lab's network, channels-last
 with clock("train"):
     result = mtrain.fit(model, (x_train, y_train), cfg, loss_fn=mtrain.cross_entropy,
                         metrics={"accuracy": mtrain.accuracy}, also={"test": (x_test, y_test)},

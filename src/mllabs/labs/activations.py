@@ -22,7 +22,7 @@ from mllabs.data import mnist
 from mllabs.errors import UserError
 from mllabs.labs import _mnist
 from mllabs.models.inspect import BatchRecorder, GradientRecorder
-from mllabs.models.lenet import LeNet5
+from mllabs.models.lenet import LeNet5, channels_last_lenet
 from mllabs.report import figures, mean_std
 from mllabs.train import accuracy, cross_entropy, evaluate
 
@@ -103,7 +103,7 @@ def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
         for k in range(cfg.seeds):
             seed = cfg.seed + k
             torch.manual_seed(seed)
-            model = LeNet5(act)
+            model = channels_last_lenet(act)
             grads, batches = GradientRecorder(model), BatchRecorder(cross_entropy)
             result = ctx.fit(model, (x_train, y_train), dataclasses.replace(cfg, seed=seed),
                              loss_fn=batches, metrics={"accuracy": accuracy},

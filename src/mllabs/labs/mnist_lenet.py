@@ -15,7 +15,7 @@ import torch
 from mllabs.config import OPTIMIZERS, SCHEDULES, TrainConfig, option
 from mllabs.data import mnist
 from mllabs.labs import _mnist
-from mllabs.models.lenet import LeNet5
+from mllabs.models.lenet import LeNet5, channels_last_lenet
 from mllabs import stats
 from mllabs.report import figures
 from mllabs.train import accuracy, cross_entropy, evaluate
@@ -87,13 +87,8 @@ def prepare(cfg: Config, data_dir: Path | None) -> mnist.Mnist:
 
 
 def build(cfg: Config) -> LeNet5:
-    """The lab's network. From batch 64 up it is kept channels-last, which on CPU makes a
-    training step 1.25x faster at batch 128 (pooling and the convolutions' backward pass
-    dominate it) but 0.9x at batch 32 (benchmarks/optimisations.md)."""
-    model = LeNet5(cfg.activation)
-    if cfg.batch_size >= 64:
-        model = model.to(memory_format=torch.channels_last)
-    return model
+    """The lab's network, channels-last at every batch size (models.lenet.channels_last_lenet)."""
+    return channels_last_lenet(cfg.activation)
 
 
 def run(cfg: Config, data: mnist.Mnist, ctx) -> tuple[str, dict]:
