@@ -6,6 +6,7 @@
     python benchmarks/run.py --only race          # LeNet-5 vs the one-epoch recipe, both CPU classes (~20 min)
     python benchmarks/run.py --only suite         # every lab's default profile (35+ minutes)
     python benchmarks/run.py --smoke              # a few minutes: checks the plumbing only
+    python benchmarks/run.py --held-to-avx2       # the same as an AVX2-only CPU: results-avx2.md
 
 Benchmarks (one function each below):
   floor     this machine's float32 matmul throughput → LeNet-5's compute floor per epoch
@@ -57,6 +58,7 @@ PEERS = HERE / "peers"
 PEER_VENV = PEERS / ".venv"
 REQUIREMENTS = PEERS / "requirements.txt"
 RESULTS = HERE / "results.md"
+RESULTS_AVX2 = HERE / "results-avx2.md"  # --held-to-avx2
 OPTIMISATIONS = HERE / "optimisations.md"
 THREADS = 2
 BENCHMARKS = ("floor", "lenet", "race", "auto-mpg", "flowers", "suite")
@@ -126,9 +128,13 @@ class Context:
                     "MKL_NUM_THREADS": str(self.threads), "TF_NUM_INTRAOP_THREADS": str(self.threads),
                     "TF_NUM_INTEROP_THREADS": "1", "MLLABS_DATA": str(self.args.data),
                     "MLLABS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+        if self.args.held_to_avx2:
+            env.update(HELD_TO_AVX2)
         return env
 
     def peers(self) -> Path | None:
+        if self.args.no_peers:
+            self.peer_problem = "not run (--no-peers)"
         if self.peer_python is None and not self.peer_problem:
             try:
                 self.peer_python, self.peer_problem = peer_python(self.log)
@@ -273,13 +279,15 @@ def race_variants(ctx: Context) -> list[tuple[str, str, str, int, list[str]]]:
              ["--recipe", "onecycle"])]
 
 
-def cpu_classes() -> dict[str, dict]:
-    """The CPU classes this machine can stand for: itself, and AVX2-only when it has AVX-512."""
+def cpu_classes(held_only: bool = False) -> dict[str, dict]:
+    """The CPU classes this machine can stand for, label → environment: itself, and AVX2-only
+    when it has AVX-512 (only that one with held_only; a CPU without AVX-512 is that class)."""
     simd = machine(THREADS)["simd"]
-    classes = {"as is (" + (", ".join(simd) or "no AVX2") + ")": {}}
-    if "avx512f" in simd:
-        classes["held to AVX2 (" + ", ".join(f"{k}={v}" for k, v in HELD_TO_AVX2.items()) + ")"] = HELD_TO_AVX2
-    return classes
+    as_is = {"as is (" + (", ".join(simd) or "no AVX2") + ")": {}}
+    if "avx512f" not in simd:
+        return as_is
+    held = {"held to AVX2 (" + ", ".join(f"{k}={v}" for k, v in HELD_TO_AVX2.items()) + ")": HELD_TO_AVX2}
+    return held if held_only else {**as_is, **held}
 
 
 def bench_race(ctx: Context) -> dict:
@@ -287,7 +295,7 @@ def bench_race(ctx: Context) -> dict:
     the floor once, then every schedule for seed 0, then seed 1, ... (interleaved)."""
     classes = {}
     seeds = 1 if ctx.smoke else RACE_SEEDS
-    for label, env in cpu_classes().items():
+    for label, env in cpu_classes(held_only=ctx.args.held_to_avx2).items():
         ctx.log(f"race, CPU {label}")
         floor = [ctx.measure(ctx.python, "matmul_floor.py", env=env)]
         runs: dict[str, list[dict]] = {}
@@ -602,7 +610,8 @@ def lenet_headline(b: dict) -> str | None:
     v = b["variants"]
     times = {k: time_to_target(runs) for k, runs in v.items()}
     peers = {k: t for k, t in times.items() if not k.startswith("mllabs") and t}
-    missed = [k for k in v if not k.startswith("mllabs") and not times.get(k)]
+    missed = [k for k in v if not k.startswith("mllabs") and not times.get(k) and ok(v[k])]
+    unmeasured = [k for k in v if not k.startswith("mllabs") and not ok(v[k])]
     lab, handout = times.get("mllabs (lab recipe)"), times.get("mllabs (handout recipe)")
     onecycle = times.get("mllabs (one-cycle recipe)")
     if not peers or not (lab or handout or onecycle):
@@ -618,6 +627,8 @@ def lenet_headline(b: dict) -> str | None:
                f"({peers[fastest] / handout:.2f}× faster)" if handout else "") + ".")
     if missed:
         text += f" Not reaching 99.0 % within the budget: {', '.join(missed)}."
+    if unmeasured:
+        text += f" Not measured: {', '.join(unmeasured)}."
     return text
 
 
@@ -763,7 +774,12 @@ TITLES = {"floor": "Compute floor of a LeNet-5 epoch", "lenet": "LeNet-5 on MNIS
 
 def render(data: dict, smoke: bool) -> str:
     benches = data["benchmarks"]
-    out = ["# mllabs against its peers: measured results", ""]
+    held = data.get("held_to_avx2", False)
+    out = ["# mllabs against its peers" + (", held to AVX2" if held else "") + ": measured results", ""]
+    if held:
+        out += [("Every process ran with " + ", ".join(f"`{k}={v}`" for k, v in HELD_TO_AVX2.items())
+                 + ": PyTorch, oneDNN and MKL kept off AVX-512 and native bfloat16, as on a laptop CPU "
+                 "with AVX2 only. The machine line of each section still lists what the CPU has."), ""]
     if smoke:
         out += [("**SMOKE RUN (`--smoke`): a few thousand digits, 1 epoch, a few hundred photos, quick "
                 "profiles. These numbers check the plumbing only; they are not results.**"), ""]
@@ -802,7 +818,7 @@ def render(data: dict, smoke: bool) -> str:
         if problems:
             out += ["", "Problems: " + "; ".join(problems)]
         out.append("")
-    if OPTIMISATIONS.exists() and not smoke:
+    if OPTIMISATIONS.exists() and not smoke and not held:
         # written by hand from benchmarks/optimise_lenet.py and before/after runs: what was changed
         # in mllabs because of these numbers, and what each change bought
         body = OPTIMISATIONS.read_text().split("\n", 1)[1].strip().replace("\n## ", "\n### ")
@@ -852,6 +868,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-slow", action="store_true",
                    help="LeNet: do not re-run a variant whose stored run took longer than --slow-after "
                         "(MindSpore, ~30 min); keep its numbers from results.json, marked with their date")
+    p.add_argument("--held-to-avx2", action="store_true",
+                   help="run every process with " + " ".join(f"{k}={v}" for k, v in HELD_TO_AVX2.items())
+                        + " (an AVX2-only CPU on an AVX-512 one); results go to results-avx2.md")
+    p.add_argument("--no-peers", action="store_true",
+                   help="skip the TensorFlow/Keras and MindSpore peers (their venv is a few GB); the "
+                        "PyTorch peers and the recipe run with the project's interpreter")
     p.add_argument("--render-only", action="store_true",
                    help="write results.md again from results.json (e.g. after editing optimisations.md)")
     p.add_argument("--flowers-epochs", type=int, default=3, help="epochs of the flowers benchmark (3)")
@@ -863,10 +885,12 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.data / "mnist").is_dir():
         p.error(f"{args.data} has no mnist/ folder; set MLLABS_DATA or pass --data")
     ctx = Context(args)
-    out = args.out or (Path(tempfile.gettempdir()) / "mllabs-bench-smoke" / "results.md" if args.smoke else RESULTS)
+    out = args.out or (Path(tempfile.gettempdir()) / "mllabs-bench-smoke" / "results.md" if args.smoke
+                       else RESULTS_AVX2 if args.held_to_avx2 else RESULTS)
     out.parent.mkdir(parents=True, exist_ok=True)
     store = out.with_suffix(".json")
     data = json.loads(store.read_text()) if store.exists() else {"benchmarks": {}}
+    data["held_to_avx2"] = args.held_to_avx2
     ctx.stored = data["benchmarks"]
     if args.render_only:
         out.write_text(render(data, args.smoke))

@@ -48,6 +48,9 @@ def test_lenet_table_and_headline_use_those_medians(runner):
     headline = runner.lenet_headline(bench)
     assert "fastest peer PyTorch (Dataset + DataLoader), 28.0 s" in headline
     assert "7.0 s (4.00× faster)" in headline and "Not reaching 99.0 % within the budget: Slow peer" in headline
+    bench["variants"]["Skipped peer"] = [{"error": "not run (--no-peers)"}]
+    headline = runner.lenet_headline(bench)
+    assert "within the budget: Slow peer." in headline and "Not measured: Skipped peer." in headline
 
 
 def race_run(seconds, *, side, epochs):
@@ -72,3 +75,16 @@ def test_race_times_each_side_with_its_fewest_epochs_that_reach_99_on_four_of_fi
     assert "| 4/5 |" in row and "2.9× (0.69 s)" in row  # 2.0 s per epoch against 3 × 416,520 × 55,000 at 100 G/s
     nobody = {"env": {}, "floor": [], "variants": {k: v for k, v in variants.items() if "1 epoch" in k}}
     assert "no ratio" in runner.race_sentence("as is", nobody, 4)
+
+
+@pytest.mark.parametrize("simd, held_only, classes", [
+    (["avx2", "avx512f"], False, ["as is", "held to AVX2"]),
+    (["avx2", "avx512f"], True, ["held to AVX2"]),
+    (["avx2"], False, ["as is"]),
+    (["avx2"], True, ["as is"]),  # an AVX2-only CPU is the class already: nothing to hold
+])
+def test_race_cpu_classes_follow_the_flags(runner, monkeypatch, simd, held_only, classes):
+    monkeypatch.setattr(runner, "machine", lambda threads: {"simd": simd})
+    got = runner.cpu_classes(held_only)
+    assert [label.split(" (")[0] for label in got] == classes
+    assert all((env == runner.HELD_TO_AVX2) == label.startswith("held") for label, env in got.items())
