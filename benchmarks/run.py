@@ -162,7 +162,7 @@ class Context:
             log.write_text(f"$ {' '.join(cmd)}\n(timed out after {timeout:g} s)\n{exc.stderr or ''}")
             return {"error": f"timed out after {timeout:g} s", "log": str(log)}
         wall = time.perf_counter() - tick
-        log.write_text(f"$ {' '.join(f'{k}={v}' for k, v in (env or {}).items())} {' '.join(cmd)}\n"
+        log.write_text(f"$ {' '.join([f'{k}={v}' for k, v in (env or {}).items()] + cmd)}\n"
                        f"(exit {done.returncode}, {wall:.1f} s)\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}")
         for line in done.stdout.splitlines():
             if line.startswith("BENCH-RESULT "):
@@ -269,14 +269,13 @@ RACE_SEEDS = 5
 RACE_MIN_REACHED = 4  # "reaches 99 %" = on at least 4 of the 5 seeds
 
 
-def race_variants(ctx: Context) -> list[tuple[str, str, str, int, list[str]]]:
-    """(side, name, script, epochs, extra): each side's schedules, shortest first."""
-    return [("recipe", "train_mnist_fast recipe, 1 epoch", "torch_mnist_fast.py", 1, ["--epochs", "1"]),
-            ("recipe", "train_mnist_fast recipe, 2 epochs", "torch_mnist_fast.py", 2, ["--epochs", "2"]),
-            ("mllabs", "mllabs LeNet-5, one-cycle over 2 epochs (batch 64)", "mllabs_lenet.py", 2,
-             ["--recipe", "onecycle2"]),
-            ("mllabs", "mllabs LeNet-5, one-cycle over 3 epochs (batch 128)", "mllabs_lenet.py", 3,
-             ["--recipe", "onecycle"])]
+# (side, name, script, epochs of the schedule, arguments): each side's schedules, shortest first
+RACE_VARIANTS = [("recipe", "train_mnist_fast recipe, 1 epoch", "torch_mnist_fast.py", 1, ["--epochs", "1"]),
+                 ("recipe", "train_mnist_fast recipe, 2 epochs", "torch_mnist_fast.py", 2, ["--epochs", "2"]),
+                 ("mllabs", "mllabs LeNet-5, one-cycle over 2 epochs (batch 64)", "mllabs_lenet.py", 2,
+                  ["--recipe", "onecycle2"]),
+                 ("mllabs", "mllabs LeNet-5, one-cycle over 3 epochs (batch 128)", "mllabs_lenet.py", 3,
+                  ["--recipe", "onecycle"])]
 
 
 def cpu_classes(held_only: bool = False) -> dict[str, dict]:
@@ -300,7 +299,7 @@ def bench_race(ctx: Context) -> dict:
         floor = [ctx.measure(ctx.python, "matmul_floor.py", env=env)]
         runs: dict[str, list[dict]] = {}
         for seed in range(seeds):
-            for side, name, script, epochs, extra in race_variants(ctx):
+            for side, name, script, epochs, extra in RACE_VARIANTS:
                 r = ctx.measure(ctx.python, script, "--seed", str(seed), *extra, env=env, timeout=1800)
                 runs.setdefault(name, []).append(dict(r, side=side, schedule_epochs=epochs))
         classes[label] = {"env": env, "floor": floor, "variants": runs}
