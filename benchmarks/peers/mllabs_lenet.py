@@ -13,8 +13,9 @@ mnist-lenet lab's network (mllabs.models.lenet.LeNet5, ReLU, digits standardised
                     --set lr=0.005`, i.e. Adam with a one-cycle rate (warm-up to 5e-3, then
                     annealed to nearly 0, stepped after every update) over 3 epochs, batch 128.
   --recipe onecycle2 the same lab over 2 epochs at batch 64, one-cycle to 5e-3 (`--set epochs=2
-                    --set schedule=onecycle --set lr=0.005 --set batch_size=64`): 4 of 5 seeds at
-                    99 % held to AVX2 on 2026-11-28; the "race" benchmark tries it beside the 3-epoch
+                    --set schedule=onecycle --set lr=0.005 --set batch_size=64`): 4 of seeds 0-4
+                    at 99 % held to AVX2 on 2026-11-28, but only 9 of 15 over seeds 0-14
+                    (benchmarks/mnist.md); the "race" benchmark tries it beside the 3-epoch
                     schedule, and each side there counts with its fewest epochs that reach 99 %.
   --recipe handout  the handout's (MindSpore quick start's) recipe, like for like with the peers:
                     Momentum 0.01 / 0.9, constant rate, batch 32, all 60,000 training digits.

@@ -48,6 +48,6 @@ def channels_last_lenet(activation: str = "relu") -> LeNet5:
     Its 6- and 16-channel layers are bound by memory traffic, and max pooling and the
     convolutions' backward pass run faster on channels-last maps. Training step, interleaved
     medians (benchmarks/optimisations.md): batch 128 1.25x faster on an AMD EPYC with AVX-512
-    and native bfloat16; batch 32 1.29x (ReLU) and 1.29x (sigmoid) faster on an Intel Xeon held
+    and native bfloat16; batch 32 1.29x faster (ReLU and sigmoid alike) on an Intel Xeon held
     to AVX2 and 1.2-1.3x as that CPU is, where the AMD machine measured 0.89x."""
     return LeNet5(activation).to(memory_format=torch.channels_last)
