@@ -306,6 +306,12 @@ def bench_race(ctx: Context) -> dict:
     return {"classes": classes, "seeds": seeds, "min_reached": min(RACE_MIN_REACHED, seeds)}
 
 
+def epoch_macs(forward_macs: int, digits: int) -> int:
+    """Multiply-adds of a LeNet-5 training epoch: a step costs about 3 forward passes (forward,
+    input gradients, weight gradients; see peers/matmul_floor.py)."""
+    return 3 * forward_macs * digits
+
+
 def race_choice(variants: dict, side: str, min_reached: int) -> tuple[str, float] | None:
     """The side's fewest-epoch schedule that reached 99 % on at least min_reached seeds, and its
     median seconds to 99 % (a missed seed counts as never reaching it)."""
@@ -313,9 +319,9 @@ def race_choice(variants: dict, side: str, min_reached: int) -> tuple[str, float
                    if ok(runs) and runs[0].get("side") == side))
     for _, name in mine:
         good = ok(variants[name])
-        if sum(bool(r.get("reached")) for r in good) >= min_reached:
-            times = sorted(r["seconds_to_target"] if r.get("reached") else float("inf") for r in good)
-            return name, statistics.median(times)
+        seconds = time_to_target(good)  # None unless most seeds reached it
+        if sum(bool(r.get("reached")) for r in good) >= min_reached and seconds is not None:
+            return name, seconds
     return None
 
 
@@ -349,7 +355,7 @@ def render_race(b: dict) -> list[str]:
             sec = median([r["train_seconds_per_epoch"] for r in good])
             floor_ratio = "–"
             if best and good[0]["side"] == "mllabs":
-                floor = 3 * macs * good[0]["train_examples"] / best
+                floor = epoch_macs(macs, good[0]["train_examples"]) / best
                 floor_ratio = f"{sec / floor:.1f}× ({floor:.2f} s)"
             lines.append(f"| {good[0]['side']} | {name} | {len(reached)}/{len(good)} | "
                          f"{time_cell(time_to_target(good), reached)} | "
@@ -536,14 +542,14 @@ def render_floor(b: dict, lenet: dict | None) -> list[str]:
                 measured[name] = (good[0]["train_examples"],
                                   median([g["train_seconds_per_epoch"] for g in good]))
     for name, (digits, sec) in sorted(measured.items()):
-        total = 3 * macs * digits
+        total = epoch_macs(macs, digits)
         floor = total / best
         lines.append(f"| {name}, {digits:,} digits | {total / 1e9:.1f} G | {floor:.2f} | {sec:.2f} | "
                      f"{sec / floor:.1f}× |")
     if not measured:
         for digits in (60000, 55000):
-            lines.append(f"| {digits:,} digits | {3 * macs * digits / 1e9:.1f} G | "
-                         f"{3 * macs * digits / best:.2f} | – | – |")
+            lines.append(f"| {digits:,} digits | {epoch_macs(macs, digits) / 1e9:.1f} G | "
+                         f"{epoch_macs(macs, digits) / best:.2f} | – | – |")
     lines += ["", ("The floor is what the arithmetic alone would take at large-matmul speed; LeNet's "
               "layers are small (6 and 16 channels), so no framework gets near it, and pooling, "
               "activations, the loss, the optimizer step and data handling are not in it.")]
@@ -641,11 +647,12 @@ def headlines(benches: dict) -> list[str]:
         good = ok(benches["lenet"]["result"]["variants"].get("mllabs (handout recipe)", []))
         if runs and good:
             best = max(r["macs_per_second_best"] for r in runs)
-            floor = 3 * runs[0]["lenet_forward_macs"] * good[0]["train_examples"] / best
+            total = epoch_macs(runs[0]["lenet_forward_macs"], good[0]["train_examples"])
+            floor = total / best
             sec = median([g["train_seconds_per_epoch"] for g in good])
             heads.append(f"LeNet-5 epoch (mllabs, batch 32, {good[0]['train_examples']:,} digits): "
                          f"{sec:.2f} s measured against a compute floor of {floor:.2f} s "
-                         f"({3 * runs[0]['lenet_forward_macs'] * good[0]['train_examples'] / 1e9:.0f} G "
+                         f"({total / 1e9:.0f} G "
                          f"multiply-adds at {best / 1e9:.0f} G/s): {sec / floor:.1f}× the floor.")
     if "race" in benches:
         race = benches["race"]["result"]
